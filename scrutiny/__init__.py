@@ -1,0 +1,21 @@
+"""Scrutiny: monitor models served anywhere (payload logging, fairness, quality, drift, explanations)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from scrutiny.sdk import Client, FeedbackRecord, PayloadRecord
+
+__all__ = ["Client", "FeedbackRecord", "PayloadRecord", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    # The SDK is imported on first use, so `import scrutiny` stays cheap for the server and CLI.
+    if name in ("Client", "PayloadRecord", "FeedbackRecord"):
+        from scrutiny import sdk
+
+        return getattr(sdk, name)
+    raise AttributeError(name)

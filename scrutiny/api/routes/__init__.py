@@ -1,0 +1,1 @@
+"""REST routers, one module per resource; each handler is a thin call into ``scrutiny.service``."""

@@ -1,0 +1,106 @@
+"""Settings, read from the environment (``SCRUTINY_*``) and overridden by command-line flags.
+
+One object, built once at start-up and passed down: nothing else in the package reads the
+environment, so tests can run several differently-configured instances side by side.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+
+def _default_data_dir() -> Path:
+    return Path(os.path.expanduser("~")) / ".scrutiny"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Scrutiny keeps its data and how it listens."""
+
+    data_dir: Path = field(default_factory=_default_data_dir)
+    database_url: str | None = None  # default: SQLite inside data_dir
+    api_key: str | None = None  # admin key to accept (and create) at start-up
+    secret_key: str | None = None  # Fernet key for engine credentials; default: a key file in data_dir
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 64 * 1024 * 1024
+    sqlite_synchronous: str = "FULL"  # acknowledged records survive power loss, not only a crash
+    engine_connect_timeout: float = 5.0
+    engine_read_timeout: float = 60.0
+    engine_retries: int = 3
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
+        """Settings from ``SCRUTINY_*`` variables; keyword overrides that are not None win."""
+        e = os.environ if env is None else env
+        values: dict[str, object] = {}
+        if e.get("SCRUTINY_DATA_DIR"):
+            values["data_dir"] = Path(e["SCRUTINY_DATA_DIR"]).expanduser()
+        for name, key in [
+            ("database_url", "SCRUTINY_DATABASE_URL"),
+            ("api_key", "SCRUTINY_API_KEY"),
+            ("secret_key", "SCRUTINY_SECRET_KEY"),
+            ("host", "SCRUTINY_HOST"),
+            ("sqlite_synchronous", "SCRUTINY_SQLITE_SYNCHRONOUS"),
+        ]:
+            if e.get(key):
+                values[name] = e[key]
+        for name, key, conv in [
+            ("port", "SCRUTINY_PORT", int),
+            ("max_body_bytes", "SCRUTINY_MAX_BODY_BYTES", int),
+            ("engine_connect_timeout", "SCRUTINY_ENGINE_CONNECT_TIMEOUT", float),
+            ("engine_read_timeout", "SCRUTINY_ENGINE_READ_TIMEOUT", float),
+            ("engine_retries", "SCRUTINY_ENGINE_RETRIES", int),
+        ]:
+            if e.get(key):
+                values[name] = conv(e[key])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("data_dir"), str):
+            values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'scrutiny.db'}"
+
+    @property
+    def api_key_file(self) -> Path:
+        """Where ``scrutiny serve`` writes the admin key (mode 0600) for the SDK and CLI to find."""
+        return self.data_dir / "api_key"
+
+    @property
+    def secret_key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            os.chmod(self.data_dir, 0o700)
+        except OSError:
+            pass
+        return self.data_dir
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` readable by the owner only (created 0600, never world-readable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""The demo: a real credit-risk model behind a custom ML engine, and a traffic generator."""

@@ -1,0 +1,166 @@
+"""Writing a ``RecordBatch`` to a subscription's payload or feedback table, exactly once.
+
+One transaction per batch: create or widen the table if the batch needs it, drop rows whose
+``scoring_id`` is already stored (a client retry, a spool replay), bulk-insert the rest, and
+let listeners (monitor aggregates) update from the same arrays. Either all of it commits or
+nothing does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import sqlalchemy as sa
+
+from scrutiny.errors import InvalidInput
+from scrutiny.ingest.batch import RecordBatch, rows_for
+from scrutiny.schema import Kind
+from scrutiny.store import Store, bulk, records
+from scrutiny.subscription import Layout, Subscription
+
+log = logging.getLogger("scrutiny.ingest")
+
+PAYLOAD = "payload"
+FEEDBACK = "feedback"
+
+Listener = Callable[[sa.Connection, Subscription, str, RecordBatch], None]
+_listeners: list[Listener] = []
+_layout_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def on_write(listener: Listener) -> Listener:
+    """Register ``listener(conn, subscription, table_kind, batch)``, called inside each write
+    transaction with the rows actually inserted (duplicates removed)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def remove_listener(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+@dataclass
+class WriteResult:
+    stored: int  # rows inserted
+    duplicates: int  # rows skipped because their scoring_id was already stored
+    records: int = 0
+
+
+def _lock(sub_id: str) -> threading.Lock:
+    with _locks_guard:
+        return _layout_locks.setdefault(sub_id, threading.Lock())
+
+
+def table_columns(layout: Layout, kind: str) -> list[tuple[str, Kind | str]]:
+    return layout.payload_columns() if kind == PAYLOAD else layout.feedback_columns()
+
+
+def table_name(layout: Layout, kind: str) -> str:
+    return layout.payload_table if kind == PAYLOAD else layout.feedback_table
+
+
+def ensure_tables(conn: sa.Connection, layout: Layout) -> None:
+    """Create both record tables of a complete layout (idempotent)."""
+    for kind in (PAYLOAD, FEEDBACK):
+        records.create(conn, table_name(layout, kind), records.spec(table_columns(layout, kind)))
+
+
+def _widen(conn: sa.Connection, store: Store, sub: Subscription, new: Layout) -> Layout:
+    """Persist layout changes a batch introduced: create the tables, add new columns."""
+    old = sub.layout
+    if not records.exists(conn, old.payload_table):
+        ensure_tables(conn, new)
+    else:
+        added = [c for c in new.extra if c.name not in old.extra]
+        if added:
+            for kind in (PAYLOAD,):
+                records.add_columns(conn, table_name(new, kind), [(c.name, c.kind) for c in added])
+    store.catalog.update_subscription(conn, sub.id, layout=new)
+    return new
+
+
+def write_batch(
+    store: Store, sub: Subscription, batch: RecordBatch, layout: Layout | None = None, kind: str = PAYLOAD
+) -> WriteResult:
+    """Store ``batch`` in the subscription's ``kind`` table. Rows already stored are skipped."""
+    layout = layout or sub.layout
+    n = len(batch)
+    if n == 0:
+        return WriteResult(0, 0)
+    # duplicates inside the batch: keep the first occurrence
+    _, first = np.unique(batch.ids, return_index=True)
+    if len(first) != n:
+        keep = np.zeros(n, dtype=bool)
+        keep[first] = True
+        batch = batch.take(keep)
+    needs_layout = layout != sub.layout
+    lock = _lock(sub.id) if needs_layout else None
+    if lock is not None:
+        lock.acquire()
+    try:
+        for attempt in (1, 2):
+            try:
+                with store.write() as conn:
+                    current = sub
+                    if needs_layout:
+                        current = store.catalog.get_subscription(sub.id, conn)
+                        merged = _merge_layout(current.layout, layout)
+                        if merged != current.layout or not records.exists(conn, merged.payload_table):
+                            layout = _widen(conn, store, current, merged)
+                        else:
+                            layout = merged
+                    elif not layout.complete:
+                        raise InvalidInput("the subscription has no schema yet; log a payload record first")
+                    name = table_name(layout, kind)
+                    cols = table_columns(layout, kind)
+                    fresh = batch
+                    if batch.client_ids is None or batch.client_ids.any():
+                        candidates = batch.ids if batch.client_ids is None else batch.ids[batch.client_ids]
+                        existing = bulk.existing_ids(conn, name, candidates.tolist())
+                        if existing:
+                            fresh = batch.take(~np.isin(batch.ids, list(existing)))
+                    rows = rows_for(fresh, cols, store.dialect)
+                    bulk.insert_rows(conn, name, [c for c, _ in cols], rows)
+                    for listener in list(_listeners):
+                        listener(conn, current, kind, fresh)
+                return WriteResult(len(fresh), n - len(fresh))
+            except Exception as exc:
+                # a concurrent writer stored some of these ids first: check again, once
+                if attempt == 2 or not bulk.is_duplicate_key(exc):
+                    raise
+                log.info("concurrent write of the same scoring ids to %s; retrying", sub.id)
+        raise AssertionError("unreachable")  # pragma: no cover
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _merge_layout(current: Layout, proposed: Layout) -> Layout:
+    """Combine what is stored with what a batch introduced (another batch may have widened it meanwhile)."""
+    from dataclasses import replace
+
+    from scrutiny.schema import Schema
+
+    features = current.features if current.features else proposed.features
+    extra_cols = list(current.extra.columns)
+    for col in proposed.extra:
+        stored = current.extra.get(col.name)
+        if stored is None:
+            extra_cols.append(col)
+        elif stored.kind != col.kind:
+            raise InvalidInput(
+                f"type {col.kind.value} conflicts with the stored type {stored.kind.value}", field=col.name
+            )
+    return replace(
+        current,
+        features=features,
+        extra=Schema(tuple(extra_cols)),
+        prediction_kind=current.prediction_kind or proposed.prediction_kind,
+    )

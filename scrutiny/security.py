@@ -1,0 +1,85 @@
+"""API keys (stored as hashes) and engine credentials (encrypted at rest).
+
+Keys are 32 random bytes, so a single SHA-256 is the right hash: there is nothing to
+brute-force, and verification stays a dictionary lookup on the hot path of the proxy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken
+
+from scrutiny.config import write_private_file
+
+KEY_PREFIX = "scr_"
+
+
+class Role(StrEnum):
+    """What a key may do. ``logger`` can score and log through the proxy but read nothing."""
+
+    ADMIN = "admin"
+    VIEWER = "viewer"
+    LOGGER = "logger"
+
+
+ROLE_GRANTS: dict[Role, frozenset[str]] = {
+    Role.ADMIN: frozenset({"read", "write", "log", "admin"}),
+    Role.VIEWER: frozenset({"read"}),
+    Role.LOGGER: frozenset({"log"}),
+}
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_hint(key: str) -> str:
+    """A recognisable, non-secret fragment of a key for listings."""
+    return key[:8] + "…" + key[-4:]
+
+
+class CredentialBox:
+    """Encrypts engine credentials with Fernet; the key comes from settings or a 0600 key file."""
+
+    def __init__(self, key: str | bytes) -> None:
+        self._fernet = Fernet(key)
+        self._mac_key = hashlib.sha256(
+            b"scrutiny-binding-id:" + (key if isinstance(key, bytes) else key.encode())
+        ).digest()
+
+    @classmethod
+    def from_settings(cls, secret_key: str | None, key_file: Path) -> CredentialBox:
+        if secret_key:
+            return cls(secret_key)
+        if key_file.exists():
+            return cls(key_file.read_text().strip())
+        key = Fernet.generate_key().decode()
+        write_private_file(key_file, key)
+        return cls(key)
+
+    def seal(self, credentials: dict[str, Any]) -> bytes:
+        return self._fernet.encrypt(orjson.dumps(credentials, option=orjson.OPT_SORT_KEYS))
+
+    def open(self, token: bytes) -> dict[str, Any]:
+        try:
+            return orjson.loads(self._fernet.decrypt(token))
+        except InvalidToken:
+            raise RuntimeError(
+                "engine credentials cannot be decrypted: the secret key (SCRUTINY_SECRET_KEY or secret.key) changed"
+            ) from None
+
+    def stable_id(self, *parts: Any) -> str:
+        """A deterministic id for the same engine and credentials, keyed so it reveals nothing of them."""
+        msg = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+        return hmac.new(self._mac_key, msg, hashlib.sha256).hexdigest()[:32]

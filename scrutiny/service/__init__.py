@@ -1,0 +1,45 @@
+"""The application: one object that the API, the CLI, the demo and the tests drive.
+
+It owns the store, the credential box and the live engine adapters; each area of work is a
+small service object on it (``bindings``, ``subscriptions``, ``payloads``, ``keys``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from scrutiny.config import Settings
+from scrutiny.engines import EnginePool
+from scrutiny.security import CredentialBox
+from scrutiny.store import Store
+
+log = logging.getLogger("scrutiny")
+
+
+class Service:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        from scrutiny.service.bindings import BindingService
+        from scrutiny.service.keys import KeyService
+        from scrutiny.service.payloads import PayloadService
+        from scrutiny.service.subscriptions import SubscriptionService
+
+        self.settings = settings
+        settings.ensure_data_dir()
+        self.store = store or Store.open(settings.store_url, sqlite_synchronous=settings.sqlite_synchronous)
+        self.box = CredentialBox.from_settings(settings.secret_key, settings.secret_key_file)
+        self.engines = EnginePool()
+        self.keys = KeyService(self)
+        self.bindings = BindingService(self)
+        self.subscriptions = SubscriptionService(self)
+        self.payloads = PayloadService(self)
+
+    @property
+    def data_mart_id(self) -> str:
+        return str(self.store.catalog.data_mart()["id"])
+
+    def close(self) -> None:
+        self.engines.close()
+        self.store.close()
+
+
+__all__ = ["Service"]

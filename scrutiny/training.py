@@ -1,0 +1,177 @@
+"""Training data and the statistics derived from it once per subscription.
+
+Monitors and explainers read these statistics instead of the training file: per feature its
+type, counts, range, quantiles, quartile-bin moments (for LIME-style perturbation) and value
+counts; per label its class distribution. The training rows themselves are also kept in the
+data mart (``training_<subscription>``) for what needs rows (the drift-detection model).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from scrutiny.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+QUANTILES = np.linspace(0.0, 1.0, 101)
+MAX_DISTINCT = 100
+STATS_VERSION = 1
+
+
+def read_training_data(
+    path: str | Path | None = None, *, data: bytes | None = None, fmt: str | None = None
+) -> pd.DataFrame:
+    """Read CSV or Parquet from a path, or from uploaded bytes."""
+    import pandas as pd
+
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise InvalidInput(f"training data file {str(p)!r} does not exist", field="training_data.path")
+        fmt = fmt or ("parquet" if p.suffix.lower() in (".parquet", ".pq") else "csv")
+        source: Any = p
+    elif data is not None:
+        fmt = fmt or ("parquet" if data[:4] == b"PAR1" else "csv")
+        source = io.BytesIO(data)
+    else:
+        raise InvalidInput("give training data as a path or as an upload", field="training_data")
+    try:
+        if fmt == "parquet":
+            return pd.read_parquet(source)
+        if fmt == "csv":
+            return pd.read_csv(source)
+    except Exception as exc:
+        raise InvalidInput(f"cannot read training data as {fmt}: {exc}", field="training_data") from None
+    raise InvalidInput(f"training data format must be csv or parquet, not {fmt!r}", field="training_data.format")
+
+
+def _num(x: Any) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def _counts(series: pd.Series) -> dict[str, int]:
+    vc = series.dropna().value_counts()
+    return {_key(k): int(v) for k, v in vc.items()}
+
+
+def _key(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    return v if isinstance(v, str) else str(v) if not isinstance(v, (int, float, bool)) else v
+
+
+def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
+    x = values[np.isfinite(values)]
+    out: dict[str, Any] = {"type": "numeric", "count": int(x.size), "missing": int(values.size - x.size)}
+    if x.size == 0:
+        return out
+    q = np.quantile(x, QUANTILES)
+    out.update(
+        min=float(x.min()),
+        max=float(x.max()),
+        mean=float(x.mean()),
+        std=float(x.std(ddof=1)) if x.size > 1 else 0.0,
+        median=float(np.median(x)),
+        quantiles=[float(v) for v in q],
+    )
+    # Quartile bins with their moments: LIME-style perturbation samples inside them.
+    edges = np.unique(q[[0, 25, 50, 75, 100]])
+    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max(len(edges) - 2, 0))
+    bins = []
+    for b in range(max(len(edges) - 1, 1)):
+        xb = x[idx == b]
+        lo = float(edges[b]) if len(edges) > 1 else float(edges[0])
+        hi = float(edges[b + 1]) if len(edges) > 1 else float(edges[0])
+        bins.append(
+            {
+                "lo": lo,
+                "hi": hi,
+                "count": int(xb.size),
+                "mean": float(xb.mean()) if xb.size else None,
+                "std": float(xb.std()) if xb.size else None,
+                "min": float(xb.min()) if xb.size else None,
+                "max": float(xb.max()) if xb.size else None,
+            }
+        )
+    out["quartile_bins"] = bins
+    uniq, cnt = np.unique(x, return_counts=True)
+    if uniq.size <= MAX_DISTINCT:
+        out["distinct"] = {_key(u): int(c) for u, c in zip(uniq.tolist(), cnt.tolist(), strict=True)}
+    out["distinct_count"] = int(uniq.size)
+    return out
+
+
+def categorical_statistics(series: pd.Series) -> dict[str, Any]:
+    counts = _counts(series)
+    total = int(series.notna().sum())
+    mode = max(counts, key=lambda k: counts[k]) if counts else None
+    return {
+        "type": "categorical",
+        "count": total,
+        "missing": int(series.isna().sum()),
+        "distinct": counts,
+        "distinct_count": len(counts),
+        "mode": mode,
+    }
+
+
+def compute_statistics(
+    df: pd.DataFrame,
+    *,
+    feature_fields: list[str],
+    categorical_fields: list[str],
+    label_column: str | None,
+    problem_type: str,
+) -> dict[str, Any]:
+    """Statistics of a training frame, as plain JSON."""
+    import pandas as pd
+
+    missing = [c for c in feature_fields if c not in df.columns]
+    if missing:
+        raise InvalidInput(f"training data lacks feature columns {missing}", field="training_data")
+    if label_column and label_column not in df.columns:
+        raise InvalidInput(f"training data lacks the label column {label_column!r}", field="label_column")
+    features: dict[str, Any] = {}
+    cats = set(categorical_fields)
+    for name in feature_fields:
+        col = df[name]
+        if name in cats or not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            stats = categorical_statistics(col)
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                stats["numeric_codes"] = True
+        else:
+            stats = numeric_statistics(col.to_numpy(dtype=np.float64, na_value=np.nan))
+        features[name] = stats
+    out: dict[str, Any] = {
+        "version": STATS_VERSION,
+        "rows": len(df),
+        "features": features,
+        "feature_fields": list(feature_fields),
+        "categorical_fields": [f for f in feature_fields if features[f]["type"] == "categorical"],
+    }
+    if label_column:
+        label = df[label_column]
+        if problem_type == "regression":
+            out["label"] = {
+                "column": label_column,
+                **numeric_statistics(label.to_numpy(dtype=np.float64, na_value=np.nan)),
+            }
+        else:
+            out["label"] = {"column": label_column, "type": "categorical", "classes": _counts(label)}
+    return out
+
+
+def training_labels(df: pd.DataFrame, label_column: str) -> list[Any]:
+    """The sorted distinct labels: scikit-learn's ``classes_`` order, the default probability order."""
+    values = df[label_column].dropna().unique().tolist()
+    try:
+        return sorted(_key(v) for v in values)
+    except TypeError:
+        return sorted((_key(v) for v in values), key=str)
