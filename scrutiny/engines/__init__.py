@@ -25,6 +25,8 @@ from scrutiny.errors import InvalidInput
 
 _BUILTIN: dict[str, str] = {
     "custom": "scrutiny.engines.custom:CustomEngine",
+    "mlflow": "scrutiny.engines.mlflow:MlflowEngine",
+    "kserve": "scrutiny.engines.kserve:KServeEngine",
 }
 # OpenScale service_type names accepted as aliases (contract §1.2).
 _ALIASES: dict[str, str] = {
