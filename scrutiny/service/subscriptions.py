@@ -109,6 +109,13 @@ class SubscriptionService:
         return sub
 
     def _deployment(self, engine: Engine, deployment_id: str | None, manual: dict[str, Any] | None) -> Deployment:
+        url_given = manual and (manual.get("scoring_url") or (manual.get("scoring_endpoint") or {}).get("url"))
+        if manual and deployment_id and not url_given and manual.get("id") in (None, deployment_id):
+            # a discovered deployment, with subscription-level options and headers on top
+            dep = engine.get_deployment(deployment_id)
+            dep.options.update(manual.get("options") or {})
+            dep.request_headers.update(manual.get("request_headers") or {})
+            return dep
         if manual:
             url = manual.get("scoring_url") or (manual.get("scoring_endpoint") or {}).get("url")
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
