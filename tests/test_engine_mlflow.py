@@ -400,6 +400,7 @@ def test_bind_discover_subscribe_score_and_log_through_the_api(
         json={
             "binding_id": binding["id"],
             "deployment_id": "purpose",
+            "deployment": {"options": {"request_format": "dataframe_records"}},  # on top of discovery
             "asset_properties": {
                 "problem_type": "multiclass",
                 "feature_fields": credit.PURPOSE_FEATURES,
@@ -408,6 +409,7 @@ def test_bind_discover_subscribe_score_and_log_through_the_api(
         },
     )
     assert r.status_code == 201, r.text
+    assert r.json()["deployment"]["options"] == {"output_mode": "predict_proba", "request_format": "dataframe_records"}
     r = client.post(
         f"/v1/subscriptions/{r.json()['id']}/score", json=rows(german, credit.PURPOSE_FEATURES, idx).to_dict()
     )
