@@ -18,6 +18,7 @@ log = logging.getLogger("scrutiny")
 
 class Service:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        from scrutiny.monitors.service import MonitorService
         from scrutiny.service.bindings import BindingService
         from scrutiny.service.keys import KeyService
         from scrutiny.service.payloads import PayloadService
@@ -32,6 +33,7 @@ class Service:
         self.bindings = BindingService(self)
         self.subscriptions = SubscriptionService(self)
         self.payloads = PayloadService(self)
+        self.monitors = MonitorService(self)
 
     @property
     def data_mart_id(self) -> str:
