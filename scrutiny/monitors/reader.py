@@ -169,9 +169,7 @@ def read_all(conn: sa.Connection, sub: Subscription, kind: str, **kw: Any) -> Re
     return RecordBatch.concat(parts) if len(parts) > 1 else parts[0]
 
 
-def _batch(
-    rows: Any, spec: list[tuple[str, Kind | str]], kinds: dict[str, Kind | str], dialect: str
-) -> RecordBatch:
+def _batch(rows: Any, spec: list[tuple[str, Kind | str]], kinds: dict[str, Kind | str], dialect: str) -> RecordBatch:
     cols = list(zip(*rows, strict=True))
     ids = np.array(cols[0], dtype=object)
     if dialect == "postgresql":
@@ -221,3 +219,41 @@ def _vectors(values: tuple[Any, ...], dialect: str) -> np.ndarray | None:
     except ValueError:  # ragged vectors: pad with NaN
         width = max(len(r) for r in rows)
         return np.array([list(r) + [np.nan] * (width - len(r)) for r in rows], dtype=np.float64)
+
+
+def read_by_ids(
+    conn: sa.Connection, sub: Subscription, kind: str, ids: list[str], *, columns: list[str] | None = None
+) -> RecordBatch | None:
+    """The stored rows with these ids (any order; missing ids are simply absent)."""
+    layout = sub.layout
+    name = table_name(layout, kind)
+    if not ids or not records.exists(conn, name):
+        return None
+    spec = [(c, k) for c, k in table_columns(layout, kind) if c not in (SCORING_ID, SCORING_TIMESTAMP)]
+    if columns is not None:
+        wanted = set(columns)
+        spec = [(c, k) for c, k in spec if c in wanted]
+    dialect = conn.dialect.name
+    quote = conn.dialect.identifier_preparer.quote
+    ts = quote(SCORING_TIMESTAMP)
+    ts_expr = f"CAST(EXTRACT(EPOCH FROM {ts}) * 1000000 AS BIGINT)" if dialect == "postgresql" else ts
+    select = ", ".join([quote(SCORING_ID), ts_expr, *(quote(c) for c, _ in spec)])
+    kinds = {c: k for c, k in spec}
+    parts = []
+    step = 20_000
+    for i in range(0, len(ids), step):
+        chunk = ids[i : i + step]
+        if dialect == "postgresql":
+            rows = conn.execute(
+                sa.text(f"SELECT {select} FROM {quote(name)} WHERE {quote(SCORING_ID)} = ANY(:ids)"), {"ids": chunk}
+            ).all()
+        else:
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.exec_driver_sql(
+                f"SELECT {select} FROM {quote(name)} WHERE {quote(SCORING_ID)} IN ({marks})", tuple(chunk)
+            ).all()
+        if rows:
+            parts.append(_batch(rows, spec, kinds, dialect))
+    if not parts:
+        return None
+    return RecordBatch.concat(parts) if len(parts) > 1 else parts[0]

@@ -20,6 +20,7 @@ class Service:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         from scrutiny.monitors.service import MonitorService
         from scrutiny.service.bindings import BindingService
+        from scrutiny.service.feedback import FeedbackService
         from scrutiny.service.keys import KeyService
         from scrutiny.service.payloads import PayloadService
         from scrutiny.service.subscriptions import SubscriptionService
@@ -33,6 +34,7 @@ class Service:
         self.bindings = BindingService(self)
         self.subscriptions = SubscriptionService(self)
         self.payloads = PayloadService(self)
+        self.feedback = FeedbackService(self)
         self.monitors = MonitorService(self)
 
     @property
