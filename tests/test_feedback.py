@@ -20,7 +20,7 @@ def sub(service, engine_server, german):
 
 
 def feedback_rows(service, sub_id):
-    total, rows = service.payloads.read(sub_id, kind="feedback", limit=10_000)
+    _, rows = service.payloads.read(sub_id, kind="feedback", limit=10_000)
     return {r["scoring_id"]: r for r in rows}
 
 

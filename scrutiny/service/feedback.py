@@ -332,7 +332,12 @@ class FeedbackService:
         if len(out.prediction) != len(pick):
             raise InvalidInput(f"the engine returned {len(out.prediction)} predictions for {len(pick)} rows")
         pred_kind = layout.prediction_kind or Kind.STR
-        prediction[rows] = convert(out.prediction, pred_kind, layout.prediction_column, locate)
+        prediction[rows] = convert(
+            out.prediction,  # type: ignore[arg-type]
+            pred_kind,
+            layout.prediction_column,
+            locate,
+        )
         if probability is not None and out.probability is not None:
             probability[rows] = out.probability
             pred_prob[rows] = out.prediction_probability
