@@ -92,3 +92,71 @@ class MonitorService:
     def alerts(self, **filters: Any) -> list[dict[str, Any]]:
         with self.store.engine.connect() as conn:
             return alerts.query(conn, **filters)
+
+    def records(
+        self,
+        sub_id: str,
+        measurement_id: str,
+        *,
+        actual: Any = None,
+        predicted: Any = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Drill-down: the rows a measurement evaluated, optionally one confusion-matrix cell."""
+        from scrutiny.errors import InvalidInput
+        from scrutiny.monitors.reader import Filter, RowKey, parse_iso, read_batches
+
+        sub = self.service.subscriptions.get(sub_id)
+        m = self.measurement(sub_id, measurement_id)
+        mon = registry.get(m["monitor"])
+        win = (m.get("details") or {}).get("window")
+        if not win:
+            raise InvalidInput("this measurement has no window of records to list", field="measurement_id")
+        where: list[tuple[str, Any]] = []
+        if actual is not None or predicted is not None:
+            cell = getattr(mon, "cell_filter", None)
+            if cell is None:
+                raise InvalidInput(f"{mon.name} measurements have no confusion matrix", field="actual")
+            with self.store.engine.connect() as conn:
+                row = configs.get_row(conn, sub.id, mon.name)
+            plan = mon.load_plan(row.plan) if row and row.plan else None
+            if plan is None:
+                raise InvalidInput("the monitor is not configured any more", field="measurement_id")
+            where = cell(plan, actual, predicted)
+        flt = Filter(
+            end=parse_iso(win["end"]) if win.get("end") else None,
+            first=RowKey.from_dict(win["first"]) if win.get("first") else None,
+            where=where,
+        )
+        out: list[dict[str, Any]] = []
+        with self.store.engine.connect() as conn:
+            for batch in read_batches(conn, sub, mon.table, flt=flt, newest_first=True, limit=limit, offset=offset):
+                out.extend(rows_of(batch))
+        return out
+
+
+def rows_of(batch: Any) -> list[dict[str, Any]]:
+    """A RecordBatch as JSON-ready row objects."""
+    import numpy as np
+
+    from scrutiny.monitors.reader import iso, to_datetime
+
+    n = len(batch)
+    cols: dict[str, list[Any]] = {
+        "scoring_id": batch.ids.tolist(),
+        "scoring_timestamp": [iso(to_datetime(t)) for t in batch.timestamps],
+    }
+    for name, arr in batch.columns.items():
+        if arr.dtype == np.float64:
+            kind = batch.kinds.get(name)
+            vals = [
+                None if v != v else (int(v) if kind is not None and kind.value == "integer" else v)
+                for v in arr.tolist()
+            ]
+        else:
+            vals = arr.tolist()
+        cols[name] = vals
+    if batch.probability is not None:
+        cols["probability"] = batch.probability.tolist()
+    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
