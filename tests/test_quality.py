@@ -35,7 +35,7 @@ NOW = T0 + timedelta(days=30)
 def sk_binary(y: np.ndarray, pred: np.ndarray, proba: np.ndarray, labels: list, positive: str) -> dict[str, float]:
     pos = labels.index(positive)
     yb, pb = (y == positive).astype(int), (pred == positive).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(yb, pb, labels=[0, 1]).ravel()
+    tn, fp, _, _ = skm.confusion_matrix(yb, pb, labels=[0, 1]).ravel()
     prec, rec, _ = skm.precision_recall_curve(yb, proba[:, pos])
     return {
         "area_under_roc": skm.roc_auc_score(yb, proba[:, pos]),

@@ -6,7 +6,7 @@ for every row); a run with fewer than ``min_feedback_data_size`` rows stores
 precision, F1 and log loss, with ``positive_class`` (default: the second label) as positive;
 multiclass models report accuracy, the class-share-weighted TPR, FPR, recall, precision and F1,
 and log loss; regression models report MAE, MSE, RMSE, R² and the proportion of explained
-variance. The confusion matrix (actual rows × predicted columns, the positive class second)
+variance. The confusion matrix (actual rows by predicted columns, the positive class second)
 is stored in the measurement's details; each cell's rows are listed by
 ``GET /v1/subscriptions/{id}/measurements/{measurement_id}/records?actual=&predicted=``.
 """
@@ -252,4 +252,4 @@ def _floats(col: np.ndarray | None, n: int) -> np.ndarray:
 def _codes(index: pd.Index, col: np.ndarray | None, n: int) -> np.ndarray:
     if col is None:
         return np.full(n, -1, dtype=np.int64)
-    return np.asarray(index.get_indexer(col), dtype=np.int64)
+    return np.asarray(index.get_indexer(col), dtype=np.int64)  # type: ignore[arg-type]

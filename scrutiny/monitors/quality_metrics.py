@@ -1,6 +1,6 @@
 """Quality metrics (contract §7.3) from mergeable sufficient statistics.
 
-* Classification: the confusion matrix (actual × predicted, in label order), the summed log
+* Classification: the confusion matrix (actual by predicted, in label order), the summed log
   loss, and for binary models two histograms of the positive class's probability (one for
   actual positives, one for actual negatives) on ``bins`` equal-width bins over [0, 1].
   Count-based metrics and log loss are exact; the areas under the ROC and PR curves are
@@ -21,7 +21,7 @@ import numpy as np
 from scrutiny.monitors.partials import pack, unpack
 
 EPS = 1e-15
-_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # NumPy < 2 names it trapz
+_trapezoid: Any = getattr(np, "trapezoid", None) or getattr(np, "trapz")  # noqa: B009 - NumPy < 2 names it trapz
 
 
 # -- classification ----------------------------------------------------------------------------------
@@ -292,7 +292,10 @@ class RegressionStats:
     @classmethod
     def from_bytes(cls, data: bytes) -> RegressionStats:
         d = unpack(data)
-        return cls(**{k: (int(d[k]) if k in ("n", "skipped") else float(d[k])) for k in cls.__dataclass_fields__})
+        values: dict[str, Any] = {
+            k: (int(d[k]) if k in ("n", "skipped") else float(d[k])) for k in cls.__dataclass_fields__
+        }
+        return cls(**values)
 
     def metrics(self) -> dict[str, float | None]:
         if self.n == 0:
