@@ -19,7 +19,9 @@ log = logging.getLogger("scrutiny")
 
 class Service:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        from scrutiny.monitors.service import MonitorService
         from scrutiny.service.bindings import BindingService
+        from scrutiny.service.feedback import FeedbackService
         from scrutiny.service.keys import KeyService
         from scrutiny.service.payloads import PayloadService
         from scrutiny.service.subscriptions import SubscriptionService
@@ -34,6 +36,8 @@ class Service:
         self.bindings = BindingService(self)
         self.subscriptions = SubscriptionService(self)
         self.payloads = PayloadService(self)
+        self.feedback = FeedbackService(self)
+        self.monitors = MonitorService(self)
 
     @property
     def data_mart_id(self) -> str:
