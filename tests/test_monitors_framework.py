@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from monitor_support import T0, payload_records, spread, subscribe_credit
+from tests.monitor_support import T0, payload_records, spread, subscribe_credit
 from pydantic import Field
 
 from scrutiny.demo import credit

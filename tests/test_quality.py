@@ -11,7 +11,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from monitor_support import (
+from tests.monitor_support import (
     ADULT_CATEGORICAL,
     ADULT_NUMERIC,
     T0,
