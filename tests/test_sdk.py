@@ -102,7 +102,7 @@ def test_errors_carry_code_and_location(subscription, german) -> None:  # type: 
 
 
 def test_client_finds_its_key_from_the_data_dir(api, tmp_path, monkeypatch, service) -> None:  # type: ignore[no-untyped-def]
-    srv, key = api
+    srv, _ = api
     monkeypatch.delenv("SCRUTINY_API_KEY", raising=False)
     monkeypatch.setenv("SCRUTINY_DATA_DIR", str(service.settings.data_dir))
     with Client(srv.url) as c:
