@@ -69,7 +69,9 @@ class Sklearn(kserve.Model):
             proba = self.model.predict_proba(df)
             labels = self.model.classes_[proba.argmax(axis=1)]
             return {
-                "predictions": [{"prediction": str(p), "probability": list(v)} for p, v in zip(labels, proba.tolist(), strict=True)]
+                "predictions": [
+                    {"prediction": str(p), "probability": list(v)} for p, v in zip(labels, proba.tolist(), strict=True)
+                ]
             }
         return {"predictions": self.model.predict(df).tolist()}
 
