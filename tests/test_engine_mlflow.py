@@ -18,7 +18,6 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from engine_procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
 
 from scrutiny._server import free_port
 from scrutiny.common import ScoringRequest
@@ -28,6 +27,7 @@ from scrutiny.engines.errors import EngineRejected, EngineUnreachable
 from scrutiny.engines.mlflow import REQUEST_FORMATS, MlflowEngine
 from scrutiny.errors import InvalidInput
 from scrutiny.outputs import normalize_rows
+from tests.engine_procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
 
 pytestmark = pytest.mark.servers
 

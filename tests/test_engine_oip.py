@@ -17,7 +17,6 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from engine_procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
 
 from scrutiny._server import free_port
 from scrutiny.common import ScoringRequest
@@ -27,6 +26,7 @@ from scrutiny.engines.errors import EngineRejected, EngineResponseShape
 from scrutiny.engines.kserve import KServeEngine
 from scrutiny.errors import InvalidInput
 from scrutiny.outputs import normalize_rows
+from tests.engine_procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
 
 pytestmark = pytest.mark.servers
 
