@@ -18,15 +18,16 @@ import numpy as np
 import orjson
 import pytest
 
-from scrutiny._server import free_port
+from scrutiny._server import BackgroundServer, free_port
 from scrutiny.common import ScoringRequest
 from scrutiny.demo import credit
 from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeRequest
-from scrutiny.engines.errors import DiscoveryUnsupported, EngineRejected
+from scrutiny.engines.errors import DiscoveryUnsupported, EngineAuthError, EngineRejected
 from scrutiny.engines.kserve import KServeEngine
 from scrutiny.errors import InvalidInput
 from scrutiny.outputs import normalize_rows
 from tests.engine_procs import SERVERS, ServerProcess, report_start, venv_env, venv_python
+from tests.servers.gateway import Gateway
 
 pytestmark = pytest.mark.servers
 MODELS = ["credit", "credit-dict", "purpose", "amount"]
@@ -242,3 +243,30 @@ def test_bind_discover_subscribe_score_and_log_through_the_api(
         assert row["prediction"] == exp["predict"][i]
         np.testing.assert_allclose(proba, exp["predict_proba"][i], rtol=0, atol=1e-9)
         assert abs(row["prediction_probability"] - max(exp["predict_proba"][i])) < 1e-9
+
+
+def test_behind_an_ingress_routed_by_host_header_with_a_token(kserve_env: KServeEnv, german) -> None:  # type: ignore[no-untyped-def]
+    gw = Gateway({"credit.default.example.com": kserve_env.url}, token="ingress-token")
+    with BackgroundServer(gw.app()) as srv:
+        creds = {"url": srv.url, "protocol": "v1", "token": "ingress-token"}
+        KServeEngine.check_credentials(creds)
+        e = KServeEngine(
+            BindingConfig(
+                id="b4",
+                name="kserve-ingress",
+                engine_type="kserve",
+                settings={},
+                credentials=creds,
+                request_headers={"Host": "credit.default.example.com"},
+            )
+        )
+        assert [d.id for d in e.list_deployments()] == MODELS
+        out = normalized(e.score(e.get_deployment("credit"), rows(german, credit.FEATURES, range(30)), BINARY), BINARY)
+        np.testing.assert_allclose(
+            out.probability, kserve_env.expected["credit"]["predict_proba"][:30], rtol=0, atol=1e-9
+        )
+        assert set(gw.seen_hosts) == {"credit.default.example.com"}
+        bad = engine_for(srv.url, "v1", name="kserve-badtoken", token="nope")
+        bad.binding.request_headers["Host"] = "credit.default.example.com"
+        with pytest.raises(EngineAuthError, match="kserve-badtoken"):
+            bad.list_deployments()

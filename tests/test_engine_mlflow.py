@@ -9,6 +9,7 @@ also writes each model's in-process outputs: the oracle every served output is c
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,15 +20,16 @@ import numpy as np
 import orjson
 import pytest
 
-from scrutiny._server import free_port
+from scrutiny._server import BackgroundServer, free_port
 from scrutiny.common import ScoringRequest
 from scrutiny.demo import credit
 from scrutiny.engines import BindingConfig, ModelContext, NativeRequest
-from scrutiny.engines.errors import EngineRejected, EngineUnreachable
+from scrutiny.engines.errors import EngineAuthError, EngineBadResponse, EngineRejected, EngineTimeout, EngineUnreachable
 from scrutiny.engines.mlflow import REQUEST_FORMATS, MlflowEngine
 from scrutiny.errors import InvalidInput
 from scrutiny.outputs import normalize_rows
 from tests.engine_procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
+from tests.servers.gateway import Gateway
 
 pytestmark = pytest.mark.servers
 
@@ -498,3 +500,63 @@ def test_a_killed_server_raises_unreachable_and_nothing_is_logged(
     with pytest.raises(EngineUnreachable, match="deployment 'doomed'"):
         e.score(e.get_deployment("doomed"), ScoringRequest(credit.FEATURES, request["values"]), BINARY)
     assert e.get_deployment("doomed").status == "unreachable"
+
+
+# -- behind a gateway: auth, timeouts, broken bodies -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gateway(mlflow_env: MlflowEnv) -> Iterator[tuple[str, Gateway]]:
+    gw = Gateway(
+        {"*": mlflow_env.urls["credit-proba"]}, token="gw-token", basic=("svc", "gw-password"), delay_seconds=3
+    )
+    with BackgroundServer(gw.app()) as srv:
+        yield srv.url, gw
+
+
+@pytest.mark.parametrize(
+    ("good", "bad"),
+    [
+        ({"token": "gw-token"}, {"token": "wrong"}),
+        ({"username": "svc", "password": "gw-password"}, {"username": "svc", "password": "wrong"}),
+    ],
+    ids=["bearer", "basic"],
+)
+def test_gateway_auth_is_sent_and_a_refusal_names_engine_and_deployment(
+    gateway: tuple[str, Gateway], mlflow_env: MlflowEnv, german, good: dict, bad: dict
+) -> None:  # type: ignore[no-untyped-def]
+    url, _ = gateway
+    ok = engine_for({"servers": [{"name": "gw", "url": url}], **good})
+    dep = ok.get_deployment("gw")
+    assert dep.status == "ready" and dep.asset["runtime_environment"] == "mlflow-3.17.2"
+    _, out = outputs(ok, "gw", rows(german, credit.FEATURES, range(20)), BINARY)
+    np.testing.assert_allclose(out.probability, mlflow_env.expected["credit"]["predict_proba"][:20], rtol=0, atol=1e-9)
+    refused = engine_for({"servers": [{"name": "gw", "url": url}], **bad}, name="mlflow-badkey")
+    dep = refused.get_deployment("gw")
+    assert dep.status == "unhealthy (HTTP 401)"
+    with pytest.raises(EngineAuthError) as err:
+        refused.score(dep, rows(german, credit.FEATURES, range(2)), BINARY)
+    assert "mlflow-badkey" in err.value.message and "deployment 'gw'" in err.value.message
+    assert "wrong" not in err.value.message and "gw-password" not in err.value.message  # no secrets echoed
+
+
+def test_gateway_timeout_and_truncated_body(gateway: tuple[str, Gateway], german) -> None:  # type: ignore[no-untyped-def]
+    url, _ = gateway
+    creds = {"servers": [{"name": "gw", "url": url}], "token": "gw-token"}
+    MlflowEngine.check_credentials(creds)
+    slow = MlflowEngine(
+        BindingConfig(
+            id="b", name="mlflow-slow", engine_type="mlflow", settings={}, credentials=creds, read_timeout=1.0
+        )
+    )
+    dep = slow.get_deployment("gw")
+    dep.request_headers["X-Test-Delay"] = "1"
+    t0 = time.monotonic()
+    with pytest.raises(EngineTimeout, match="deployment 'gw'"):
+        slow.score(dep, rows(german, credit.FEATURES, range(2)), BINARY)
+    assert time.monotonic() - t0 < 2.5  # one read timeout, never retried
+    broken = engine_for(creds, name="mlflow-broken")
+    dep = broken.get_deployment("gw")
+    dep.request_headers["X-Test-Truncate"] = "1"
+    with pytest.raises(EngineBadResponse, match="not JSON"):
+        broken.score(dep, rows(german, credit.FEATURES, range(5)), BINARY)

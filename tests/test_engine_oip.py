@@ -22,7 +22,7 @@ from scrutiny._server import free_port
 from scrutiny.common import ScoringRequest
 from scrutiny.demo import credit
 from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeRequest, NativeResponse
-from scrutiny.engines.errors import EngineRejected, EngineResponseShape
+from scrutiny.engines.errors import EngineRejected, EngineResponseShape, EngineServerError
 from scrutiny.engines.kserve import KServeEngine
 from scrutiny.errors import InvalidInput
 from scrutiny.outputs import normalize_rows
@@ -289,3 +289,14 @@ def test_bind_discover_subscribe_score_and_log_through_the_api(
         assert (
             abs(row["prediction_probability"] - exp["predict_proba"][i][credit.LABELS.index(row["prediction"])]) < 1e-9
         )
+
+
+def test_a_server_error_is_a_5xx_naming_engine_and_deployment(engine: KServeEngine, german) -> None:  # type: ignore[no-untyped-def]
+    # MLServer 1.7.1 fails (HTTP 500) on a DataFrame request whose columns are nested lists
+    dep = engine.get_deployment("credit")
+    body = orjson.loads(engine.encode_request(dep, rows(german, credit.FEATURES, range(2)), BINARY).body)
+    for i in body["inputs"]:
+        i["data"] = [[v] for v in i["data"]]
+    with pytest.raises(EngineServerError) as err:
+        engine.send(dep, NativeRequest(orjson.dumps(body)), internal=True)
+    assert err.value.engine_status == 500 and "oip-test" in err.value.message and "'credit'" in err.value.message
