@@ -124,39 +124,35 @@ def to_csv(fields: list[str], values: list[list[Any]]) -> bytes:
 
 
 def from_csv(body: bytes, fields: list[str] | None, *, header: bool = True) -> ScoringRequest:
-    """CSV -> table, with numbers parsed per column (an empty cell is null)."""
+    """CSV -> table, typed per column (integers, else floats, else text; an empty cell is null).
+
+    Parsed by pandas' C reader: cells such as ``NA`` or ``null`` stay text, only empty is missing."""
+    import pandas as pd
+
+    if not header and not fields:
+        raise InvalidInput("a CSV body without header needs the subscription's feature_fields")
     try:
-        text = body.decode("utf-8-sig")
+        frame = pd.read_csv(
+            io.BytesIO(body),
+            header=0 if header else None,
+            names=None if header else list(fields or []),
+            keep_default_na=False,
+            na_values=[""],
+            dtype_backend="numpy_nullable",
+            encoding="utf-8-sig",
+        )
     except UnicodeDecodeError:
         raise InvalidInput("the CSV body is not UTF-8") from None
-    rows = list(csv.reader(io.StringIO(text)))
-    rows = [r for r in rows if r]
-    if header:
-        if not rows:
-            raise InvalidInput("the CSV body has no header row")
-        names, rows = rows[0], rows[1:]
-    elif fields:
-        names = list(fields)
-    else:
-        raise InvalidInput("a CSV body without header needs the subscription's feature_fields")
-    for i, r in enumerate(rows, start=1):
-        if len(r) != len(names):
-            raise InvalidInput(f"CSV row has {len(r)} cells for {len(names)} columns", row=i)
-    columns = [_typed(list(c)) for c in zip(*rows, strict=True)] if rows else [[] for _ in names]
-    return ScoringRequest(names, [list(r) for r in zip(*columns, strict=True)] if rows else [])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise InvalidInput(f"the CSV body cannot be read: {str(exc).splitlines()[0]}") from None
+    columns = [_column_values(frame[c]) for c in frame.columns]
+    values = [list(r) for r in zip(*columns, strict=True)] if len(frame) else []
+    return ScoringRequest([str(c) for c in frame.columns], values)
 
 
-def _typed(cells: list[str]) -> list[Any]:
-    """One CSV column as ints, else floats, else strings (empty cells are null either way)."""
-    present = [c for c in cells if c != ""]
-    for cast in (int, float):
-        try:
-            converted = [cast(c) for c in present]
-        except ValueError:
-            continue
-        it = iter(converted)
-        return [None if c == "" else next(it) for c in cells]
-    return [None if c == "" else c for c in cells]
+def _column_values(series: Any) -> list[Any]:
+    """A parsed CSV column as Python values with None for missing (ints stay ints)."""
+    return series.to_numpy(dtype=object, na_value=None).tolist()
 
 
 # -- responses ---------------------------------------------------------------------------------
