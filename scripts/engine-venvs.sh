@@ -32,9 +32,14 @@ build() {  # name req dir stamp: a fresh venv, stamped last
   start=$(date +%s)
   rm -rf "$dir"
   "$PY" -m venv "$dir"
-  # pip's notes about local index folders that do not exist are noise here
-  "$dir/bin/pip" install -q --disable-pip-version-check -r "$req" 2>&1 | grep -v "is ignored: it is neither" >&2 || true
-  "$dir/bin/python" -c "import sklearn, pandas" 2>/dev/null || { echo "engine-venvs: $name: install failed" >&2; return 1; }
+  # --no-compile: bytecode is written on first import, only for the modules the servers use.
+  # pip's notes about local index folders that do not exist are noise here.
+  "$dir/bin/pip" install -q --no-compile --disable-pip-version-check -r "$req" 2>&1 \
+    | grep -v "is ignored: it is neither" >&2 || true
+  local module=$name
+  [ "$name" = mlserver ] && module=mlserver_sklearn
+  "$dir/bin/python" -c "import $module, sklearn, pandas" 2>/dev/null \
+    || { echo "engine-venvs: $name: install failed" >&2; return 1; }
   echo "$stamp" >"$dir/.scrutiny-stamp"
   echo "engine-venvs: $name built in $(($(date +%s) - start)) s" >&2
 }
