@@ -26,7 +26,7 @@ from scrutiny.demo import credit
 from scrutiny.engines import BindingConfig, ModelContext, NativeRequest
 from scrutiny.engines.errors import EngineAuthError, EngineBadResponse, EngineRejected, EngineTimeout, EngineUnreachable
 from scrutiny.engines.mlflow import REQUEST_FORMATS, MlflowEngine
-from scrutiny.errors import InvalidInput
+from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.outputs import normalize_rows
 from tests.engine_procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
 from tests.servers.gateway import Gateway
@@ -187,6 +187,18 @@ def test_registry_versions_and_aliases_resolve(engine: MlflowEngine) -> None:
     assert len(v1.asset_properties["feature_fields"]) == 21
     latest = engine.get_deployment("models:/credit/latest")
     assert latest.asset["model_version"] == "2"
+    with pytest.raises(NotFound, match="models:/credit/99"):
+        engine.get_deployment("models:/credit/99")
+    # a server whose model_uri the registry does not know is still listed, and says why
+    e = engine_for(
+        {
+            "servers": [{"name": "odd", "url": engine.servers[0]["url"], "model_uri": "models:/nope/1"}],
+            "tracking_uri": engine.binding.credentials["tracking_uri"],
+        }
+    )
+    odd = e.get_deployment("odd")
+    assert odd.status == "ready" and "models:/nope/1 not found in the registry" in odd.description
+    assert odd.asset_properties == {}
 
 
 def test_a_down_server_is_listed_unreachable_not_fatal(mlflow_env: MlflowEnv) -> None:

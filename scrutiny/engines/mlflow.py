@@ -107,10 +107,11 @@ class MlflowEngine(HttpEngine):
         if registry is not None and deployment_id.startswith("models:/"):
             try:
                 version = registry.resolve(deployment_id)
-            except (ValueError, LookupError) as exc:
+            except (ValueError, LookupError, EngineRejected) as exc:
                 from scrutiny.errors import NotFound
 
-                raise NotFound(f"engine {self.binding.name!r}: {exc}") from None
+                what = exc.message if isinstance(exc, EngineRejected) else str(exc)
+                raise NotFound(f"engine {self.binding.name!r}: no registered model {deployment_id}: {what}") from None
             return self._registered_deployment(version, registry)
         return super().get_deployment(deployment_id)
 
@@ -140,8 +141,9 @@ class MlflowEngine(HttpEngine):
         if model_uri and registry is not None:
             try:
                 mv = registry.resolve(str(model_uri))
-            except (ValueError, LookupError) as exc:
-                dep.description += f"; registry: {exc}"
+            except (ValueError, LookupError, EngineError) as exc:  # the server is still listed
+                dep.description += f"; {model_uri} not found in the registry: {getattr(exc, 'message', exc)}"
+                dep.asset["model_uri"] = str(model_uri)
                 return dep
             described = self._registered_deployment(mv, registry)
             dep.asset.update({k: v for k, v in described.asset.items() if k != "runtime_environment"})
