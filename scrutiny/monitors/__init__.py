@@ -1,0 +1,1 @@
+"""Monitors: fairness, quality, drift and performance over the payload and feedback records."""

