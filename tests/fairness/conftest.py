@@ -141,3 +141,59 @@ def german_sub() -> Subscription:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
+
+
+# -- a real subscription on the demo engine, with payload logged through the service -----------
+
+CREDIT_PROPERTIES = {
+    "problem_type": "binary",
+    "label_column": credit.LABEL,
+    "feature_fields": credit.FEATURES,
+    "categorical_fields": credit.CATEGORICAL_FEATURES,
+    "prediction_field": "prediction",
+    "probability_fields": ["probability"],
+}
+T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
+
+
+def subscribe_credit(service, engine_url: str):  # type: ignore[no-untyped-def]
+    binding, _ = service.bindings.create(name="demo engine", engine_type="custom", credentials={"url": engine_url})
+    return service.subscriptions.create(
+        binding_id=binding.id,
+        deployment_id="credit-risk",
+        asset_properties=CREDIT_PROPERTIES,
+        training_frame=credit.load_german(),
+    )
+
+
+def score_frame(service, sub, frame: pd.DataFrame) -> list[list]:  # type: ignore[no-untyped-def]
+    """The engine's response rows for ``frame`` (one internal call, not logged)."""
+    from scrutiny.common import ScoringRequest
+
+    response = service.subscriptions.score_request(
+        sub, ScoringRequest(credit.FEATURES, frame[credit.FEATURES].values.tolist()), internal=True
+    )
+    return response.fields, response.values
+
+
+def log_frame(service, sub, frame: pd.DataFrame, *, start: datetime = T0, step_seconds: float = 1.0, rows_per_record: int = 1):  # type: ignore[no-untyped-def]
+    """Score ``frame`` on the engine and log it as payload, record ``i`` stamped ``start + i*step``.
+    Returns the scored predictions (as the engine answered them)."""
+    from datetime import timedelta
+
+    fields, values = score_frame(service, sub, frame)
+    rows = frame[credit.FEATURES].values.tolist()
+    body = []
+    for k, i in enumerate(range(0, len(rows), rows_per_record)):
+        ts = start + timedelta(seconds=k * step_seconds)
+        body.append(
+            {
+                "scoring_id": f"r{int(ts.timestamp())}-{k:06d}",
+                "scoring_timestamp": ts.isoformat().replace("+00:00", "Z"),
+                "request": {"fields": credit.FEATURES, "values": rows[i : i + rows_per_record]},
+                "response": {"fields": fields, "values": values[i : i + rows_per_record]},
+            }
+        )
+    service.payloads.store(sub.id, body)
+    pred = fields.index("prediction")
+    return [v[pred] for v in values]

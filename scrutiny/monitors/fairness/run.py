@@ -96,8 +96,8 @@ class FairnessRun:
                         "limit": r.threshold,
                         "type": "lower_limit",
                         "distance": r.threshold - r.fairness_value,
-                        "message": f"fairness of {r.feature} is {r.fairness_value:.1%}, "
-                        f"{(r.threshold - r.fairness_value) * 100:.1f} points below the {r.threshold:.0%} threshold",
+                        "message": f"fairness of {r.feature} is {r.fairness_value:.2%}, "
+                        f"{(r.threshold - r.fairness_value) * 100:.2f} points below the {r.threshold:.0%} threshold",
                     }
                 )
         return out
