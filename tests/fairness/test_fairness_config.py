@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ADULT_CATEGORICAL, ADULT_NUMERIC, make_subscription
 
 from scrutiny.demo import credit
 from scrutiny.errors import InvalidInput
@@ -13,6 +12,7 @@ from scrutiny.monitors.fairness.binning import bin_index, numeric_edges
 from scrutiny.monitors.fairness.recommend import recommend
 from scrutiny.monitors.fairness.resolve import resolve
 from scrutiny.monitors.fairness.spec import FairnessSpec
+from tests.fairness.fairness_data import ADULT_CATEGORICAL, ADULT_NUMERIC, make_subscription
 
 FAV = {"favourable_class": ["No Risk"], "unfavourable_class": ["Risk"]}
 
@@ -89,7 +89,11 @@ def test_monitored_and_reference_names_are_accepted(german_sub) -> None:  # type
         (config({**SEX, "threshold": -0.5}), "features[0].threshold", "out of range"),
         (config(SEX, SEX), "features[1].feature", "configured twice"),
         ({"features": [SEX], "favourable_class": ["Yes"]}, "favourable_class", "not a label"),
-        ({"features": [SEX], "favourable_class": ["Risk"], "unfavourable_class": ["Risk"]}, "unfavourable_class", "both favourable"),
+        (
+            {"features": [SEX], "favourable_class": ["Risk"], "unfavourable_class": ["Risk"]},
+            "unfavourable_class",
+            "both favourable",
+        ),
         (config(SEX, class_label="score"), "class_label", "not an output column"),
         (config(SEX, min_records=0), "min_records", "greater than or equal to 1"),
         ({"features": [], **FAV}, "features", "at least 1"),
@@ -117,7 +121,9 @@ def test_meta_columns_and_integer_coded_categories(german_sub) -> None:  # type:
     # an integer-coded category (sex 0/1), validated against the training values
     df = credit.load_german().assign(SexCode=lambda d: (d["Sex"] == "female").astype(int))
     feats = [*credit.FEATURES, "SexCode"]
-    sub = make_subscription(df, feats, [*credit.CATEGORICAL_FEATURES, "SexCode"], label=credit.LABEL, labels=credit.LABELS)
+    sub = make_subscription(
+        df, feats, [*credit.CATEGORICAL_FEATURES, "SexCode"], label=credit.LABEL, labels=credit.LABELS
+    )
     spec = resolve(config({"feature": "SexCode", "minority": [1], "majority": [0]}), sub)
     assert spec.attributes[0].categorical and spec.attributes[0].monitored == [1]
     with pytest.raises(InvalidInput, match="do not occur"):
@@ -138,7 +144,11 @@ def test_no_payload_schema_yet_is_a_clear_error(german_sub) -> None:  # type: ig
 
 def test_regression_outcomes_are_ranges() -> None:
     sub = make_subscription(
-        credit.load_german(), credit.AMOUNT_FEATURES, credit.CATEGORICAL_FEATURES, label="LoanAmount", problem_type="regression"
+        credit.load_german(),
+        credit.AMOUNT_FEATURES,
+        credit.CATEGORICAL_FEATURES,
+        label="LoanAmount",
+        problem_type="regression",
     )
     spec = resolve({"features": [SEX], "favourable_class": [[3000, 20000]]}, sub)
     assert spec.outcome.regression and spec.outcome.unfavourable is None
@@ -160,7 +170,13 @@ def test_integer_bins_are_one_per_year_and_contain_the_group_boundaries(german_s
 
 
 def test_real_valued_bins_line_up_with_range_ends() -> None:
-    stats = {"type": "numeric", "count": 1000, "min": 0.0, "max": 10.0, "quantiles": list(np.linspace(0, 10, 101) ** 1.5 / 10**0.5)}
+    stats = {
+        "type": "numeric",
+        "count": 1000,
+        "min": 0.0,
+        "max": 10.0,
+        "quantiles": list(np.linspace(0, 10, 101) ** 1.5 / 10**0.5),
+    }
     edges = numeric_edges([[0.0, 2.5], [2.6, 10.0]], integer=False, stats=stats)
     assert 45 <= len(edges) - 1 <= 55
     x = np.array([2.5, np.nextafter(2.5, 3), 2.6, 10.0, np.nan, -5.0, 50.0])
@@ -172,8 +188,16 @@ def test_real_valued_bins_line_up_with_range_ends() -> None:
 
 
 def test_wide_integer_attributes_use_training_quantiles(adult: pd.DataFrame) -> None:
-    sub = make_subscription(adult, ADULT_NUMERIC + ADULT_CATEGORICAL, ADULT_CATEGORICAL, label="income", labels=["<=50K", ">50K"])
-    hours = resolve({"features": [{"feature": "hours_per_week", "minority": [[1, 39]], "majority": [[40, 99]]}], "favourable_class": [">50K"]}, sub)
+    sub = make_subscription(
+        adult, ADULT_NUMERIC + ADULT_CATEGORICAL, ADULT_CATEGORICAL, label="income", labels=["<=50K", ">50K"]
+    )
+    hours = resolve(
+        {
+            "features": [{"feature": "hours_per_week", "minority": [[1, 39]], "majority": [[40, 99]]}],
+            "favourable_class": [">50K"],
+        },
+        sub,
+    )
     edges = np.asarray(hours.attributes[0].edges)
     assert 1 in edges and 40 in edges and 100 in edges
     assert np.all(edges[1:-1] == np.round(edges[1:-1]))  # integer edges only

@@ -8,12 +8,12 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_subscription
 
 from scrutiny.demo import credit
 from scrutiny.monitors.fairness.counting import count_frame
 from scrutiny.monitors.fairness.evaluate import evaluate_attribute
 from scrutiny.monitors.fairness.resolve import resolve
+from tests.fairness.fairness_data import make_subscription
 
 fairlearn_metrics = pytest.importorskip("fairlearn.metrics")
 logging.getLogger().setLevel(logging.ERROR)  # aif360 warns about optional extras on import
@@ -40,7 +40,9 @@ def aif360_metrics(y_fav: pd.Series, reference: pd.Series) -> tuple[float, float
     from aif360.metrics import BinaryLabelDatasetMetric
 
     frame = pd.DataFrame({"y": y_fav.astype(float).to_numpy(), "ref": reference.astype(float).to_numpy()})
-    ds = BinaryLabelDataset(df=frame, label_names=["y"], protected_attribute_names=["ref"], favorable_label=1.0, unfavorable_label=0.0)
+    ds = BinaryLabelDataset(
+        df=frame, label_names=["y"], protected_attribute_names=["ref"], favorable_label=1.0, unfavorable_label=0.0
+    )
     m = BinaryLabelDatasetMetric(ds, unprivileged_groups=[{"ref": 0.0}], privileged_groups=[{"ref": 1.0}])
     return float(m.disparate_impact()), float(m.statistical_parity_difference())
 
@@ -71,7 +73,11 @@ def test_german_sex_matches_fairlearn_and_aif360(german_scored: pd.DataFrame, ge
     res = evaluate(
         df,
         german_sub,
-        {"features": [{"feature": "Sex", "majority": ["male"], "minority": ["female"], "threshold": 0.95}], "favourable_class": ["No Risk"], "unfavourable_class": ["Risk"]},
+        {
+            "features": [{"feature": "Sex", "majority": ["male"], "minority": ["female"], "threshold": 0.95}],
+            "favourable_class": ["No Risk"],
+            "unfavourable_class": ["Risk"],
+        },
     )["Sex"]
     y = df["prediction"] == "No Risk"
     check_two_groups(res, y, df["Sex"] == "female", df["Sex"] == "male")
@@ -85,14 +91,20 @@ def test_german_age_ranges_match_oracles(german_scored: pd.DataFrame, german_sub
     res = evaluate(
         df,
         german_sub,
-        {"features": [{"feature": "Age", "majority": [[26, 75]], "minority": [[18, 25]]}], "favourable_class": ["No Risk"], "unfavourable_class": ["Risk"]},
+        {
+            "features": [{"feature": "Age", "majority": [[26, 75]], "minority": [[18, 25]]}],
+            "favourable_class": ["No Risk"],
+            "unfavourable_class": ["Risk"],
+        },
     )["Age"]
     y = df["prediction"] == "No Risk"
     check_two_groups(res, y, df["Age"].between(18, 25), df["Age"].between(26, 75))
     assert res.threshold == 0.8
 
 
-def test_german_several_monitored_ranges_give_per_group_values_and_their_mean(german_scored: pd.DataFrame, german_sub) -> None:  # type: ignore[no-untyped-def]
+def test_german_several_monitored_ranges_give_per_group_values_and_their_mean(
+    german_scored: pd.DataFrame, german_sub
+) -> None:  # type: ignore[no-untyped-def]
     df = german_scored
     res = evaluate(
         df,
@@ -103,10 +115,10 @@ def test_german_several_monitored_ranges_give_per_group_values_and_their_mean(ge
         },
     )["Age"]
     y = df["prediction"] == "No Risk"
-    band = pd.cut(df["Age"], [18, 25, 30, 35, 75], labels=["19–25", "26–30", "31–35", "ref"])
+    band = pd.cut(df["Age"], [18, 25, 30, 35, 75], labels=["19-25", "26-30", "31-35", "ref"])
     rates = fairlearn_rates(y, band)
-    expected = [rates[g] / rates["ref"] for g in ["19–25", "26–30", "31–35"]]
-    assert [g.group for g in res.groups] == ["19–25", "26–30", "31–35"]
+    expected = [rates[g] / rates["ref"] for g in ["19-25", "26-30", "31-35"]]
+    assert [g.group for g in res.groups] == ["19-25", "26-30", "31-35"]
     for g, e in zip(res.groups, expected, strict=True):
         assert g.fairness_value == pytest.approx(e, abs=TOL)
         assert g.records == int((band == g.group).sum())
@@ -117,8 +129,12 @@ def test_german_several_monitored_ranges_give_per_group_values_and_their_mean(ge
 def test_german_multiclass_favourable_sets_leave_other_classes_out(german_scored: pd.DataFrame) -> None:
     df = german_scored.assign(prediction=german_scored["purpose_prediction"])
     sub = make_subscription(
-        credit.load_german(), credit.PURPOSE_FEATURES, [c for c in credit.CATEGORICAL_FEATURES if c != "LoanPurpose"],
-        label=None, problem_type="multiclass", labels=credit.PURPOSE_CLASSES,
+        credit.load_german(),
+        credit.PURPOSE_FEATURES,
+        [c for c in credit.CATEGORICAL_FEATURES if c != "LoanPurpose"],
+        label=None,
+        problem_type="multiclass",
+        labels=credit.PURPOSE_CLASSES,
     )
     res = evaluate(
         df,
@@ -139,7 +155,11 @@ def test_german_multiclass_favourable_sets_leave_other_classes_out(german_scored
 def test_german_regression_outcome_ranges(german_scored: pd.DataFrame) -> None:
     df = german_scored.assign(prediction=german_scored["amount_prediction"])
     sub = make_subscription(
-        credit.load_german(), credit.AMOUNT_FEATURES, credit.CATEGORICAL_FEATURES, label="LoanAmount", problem_type="regression"
+        credit.load_german(),
+        credit.AMOUNT_FEATURES,
+        credit.CATEGORICAL_FEATURES,
+        label="LoanAmount",
+        problem_type="regression",
     )
     res = evaluate(
         df,
@@ -181,7 +201,7 @@ def test_float_ranges_are_exact_at_closed_boundaries(german_scored: pd.DataFrame
 
 @pytest.fixture(scope="module")
 def adult_sub(adult: pd.DataFrame):  # type: ignore[no-untyped-def]
-    from conftest import ADULT_CATEGORICAL, ADULT_NUMERIC
+    from tests.fairness.fairness_data import ADULT_CATEGORICAL, ADULT_NUMERIC
 
     return make_subscription(
         adult, ADULT_NUMERIC + ADULT_CATEGORICAL, ADULT_CATEGORICAL, label="income", labels=["<=50K", ">50K"]
@@ -190,7 +210,9 @@ def adult_sub(adult: pd.DataFrame):  # type: ignore[no-untyped-def]
 
 def test_adult_sex_matches_oracles(adult: pd.DataFrame, adult_sub) -> None:  # type: ignore[no-untyped-def]
     res = evaluate(
-        adult, adult_sub, {"features": [{"feature": "sex", "minority": ["Female"], "majority": ["Male"]}], "favourable_class": [">50K"]}
+        adult,
+        adult_sub,
+        {"features": [{"feature": "sex", "minority": ["Female"], "majority": ["Male"]}], "favourable_class": [">50K"]},
     )["sex"]
     y = adult["prediction"] == ">50K"
     check_two_groups(res, y, adult["sex"] == "Female", adult["sex"] == "Male")
@@ -201,14 +223,22 @@ def test_adult_race_with_and_without_a_reference_list(adult: pd.DataFrame, adult
     y = adult["prediction"] == ">50K"
     race = adult["race"]
     res = evaluate(
-        adult, adult_sub, {"features": [{"feature": "race", "minority": ["Black"], "majority": ["White"]}], "favourable_class": [">50K"]}
+        adult,
+        adult_sub,
+        {"features": [{"feature": "race", "minority": ["Black"], "majority": ["White"]}], "favourable_class": [">50K"]},
     )["race"]
     check_two_groups(res, y, race == "Black", race == "White")
     assert res.excluded["in_neither_group"] == int((~race.isin(["Black", "White"])).sum())
 
     monitored = ["Black", "Amer-Indian-Eskimo", "Other"]
     res = evaluate(
-        adult, adult_sub, {"features": [{"feature": "race", "minority": monitored}], "favourable_class": [">50K"], "unfavourable_class": ["<=50K"]}
+        adult,
+        adult_sub,
+        {
+            "features": [{"feature": "race", "minority": monitored}],
+            "favourable_class": [">50K"],
+            "unfavourable_class": ["<=50K"],
+        },
     )["race"]
     check_two_groups(res, y, race.isin(monitored), ~race.isin(monitored))
     rates = fairlearn_rates(y, race)
@@ -219,7 +249,12 @@ def test_adult_race_with_and_without_a_reference_list(adult: pd.DataFrame, adult
 
 def test_adult_age_source_of_bias_is_the_lowest_qualifying_bin(adult: pd.DataFrame, adult_sub) -> None:  # type: ignore[no-untyped-def]
     res = evaluate(
-        adult, adult_sub, {"features": [{"feature": "age", "minority": [[17, 30]], "majority": [[31, 90]]}], "favourable_class": [">50K"]}
+        adult,
+        adult_sub,
+        {
+            "features": [{"feature": "age", "minority": [[17, 30]], "majority": [[31, 90]]}],
+            "favourable_class": [">50K"],
+        },
     )["age"]
     y = adult["prediction"] == ">50K"
     check_two_groups(res, y, adult["age"].between(17, 30), adult["age"].between(31, 90))
@@ -247,7 +282,10 @@ def _synthetic(rng: np.random.Generator, n: int, rate_mon: float, rate_ref: floa
 
 
 def test_planted_bias_is_flagged_and_clean_data_is_not(german_sub, rng: np.random.Generator) -> None:  # type: ignore[no-untyped-def]
-    config = {"features": [{"feature": "Sex", "minority": ["female"], "majority": ["male"], "threshold": 0.8}], "favourable_class": ["No Risk"]}
+    config = {
+        "features": [{"feature": "Sex", "minority": ["female"], "majority": ["male"], "threshold": 0.8}],
+        "favourable_class": ["No Risk"],
+    }
     biased = evaluate(_synthetic(rng, 50_000, 0.45, 0.75), german_sub, config)["Sex"]
     assert biased.fairness_value == pytest.approx(0.6, abs=0.03)
     assert biased.biased
@@ -262,14 +300,28 @@ def test_planted_source_of_bias_in_one_age_band(german_sub, rng: np.random.Gener
     age = rng.integers(19, 76, n)
     p = np.where((age >= 20) & (age <= 21), 0.2, 0.7)
     df = df.assign(Age=age, prediction=np.where(rng.random(n) < p, "No Risk", "Risk"))
-    res = evaluate(df, german_sub, {"features": [{"feature": "Age", "minority": [[19, 25]], "majority": [[26, 75]]}], "favourable_class": ["No Risk"]})["Age"]
+    res = evaluate(
+        df,
+        german_sub,
+        {
+            "features": [{"feature": "Age", "minority": [[19, 25]], "majority": [[26, 75]]}],
+            "favourable_class": ["No Risk"],
+        },
+    )["Age"]
     assert res.source_of_bias["value"] in ([20, 20], [21, 21])
     assert res.source_of_bias["favourable_rate"] < 0.3
 
 
 def test_reference_rate_zero_gives_null_with_a_reason(german_sub) -> None:  # type: ignore[no-untyped-def]
     df = credit.load_german().assign(prediction=lambda d: np.where(d["Sex"] == "male", "Risk", "No Risk"))
-    res = evaluate(df, german_sub, {"features": [{"feature": "Sex", "minority": ["female"], "majority": ["male"]}], "favourable_class": ["No Risk"]})["Sex"]
+    res = evaluate(
+        df,
+        german_sub,
+        {
+            "features": [{"feature": "Sex", "minority": ["female"], "majority": ["male"]}],
+            "favourable_class": ["No Risk"],
+        },
+    )["Sex"]
     assert res.fairness_value is None
     assert "rate 0" in res.reason
     assert not res.biased

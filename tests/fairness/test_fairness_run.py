@@ -11,13 +11,13 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import T0, log_frame, subscribe_credit
 
 from scrutiny.demo import credit
 from scrutiny.ingest import writer
 from scrutiny.monitors.fairness import sql
 from scrutiny.monitors.fairness.counting import FairnessCounts, count_batch, count_frame
 from scrutiny.monitors.fairness.run import FINISHED, INSUFFICIENT, configure, run
+from tests.fairness.fairness_data import T0, log_frame, subscribe_credit
 
 fairlearn_metrics = pytest.importorskip("fairlearn.metrics")
 logging.getLogger().setLevel(logging.ERROR)
@@ -78,7 +78,9 @@ def test_run_on_logged_payload_matches_fairlearn(service, sub, applicants: pd.Da
     assert {r["feature_value"] for r in rows} == {"female", "male"}
     female = next(r for r in rows if r["feature_value"] == "female")
     assert female["fairness_value"] == pytest.approx(values["fairness_value.Sex"], abs=TOL)
-    assert female["fairness_fav_class"] == pytest.approx(100 * (pred[applicants["Sex"] == "female"] == "No Risk").mean())
+    assert female["fairness_fav_class"] == pytest.approx(
+        100 * (pred[applicants["Sex"] == "female"] == "No Risk").mean()
+    )
     # the training-data rates (labels, not predictions) are there for comparison
     training = d["attributes"]["Sex"]["training"]
     labels = applicants[credit.LABEL] == "No Risk"
@@ -162,7 +164,9 @@ def test_backfill_breaks_timestamp_ties_by_row_id(service, sub, applicants: pd.D
     assert result.counts.rows == 150
 
 
-def test_perturbed_twins_are_scored_internally_and_not_logged(service, sub, engine_server, applicants: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
+def test_perturbed_twins_are_scored_internally_and_not_logged(
+    service, sub, engine_server, applicants: pd.DataFrame
+) -> None:  # type: ignore[no-untyped-def]
     log_frame(service, sub, applicants.iloc[:300])
     spec = configure(
         service,
@@ -186,10 +190,12 @@ def test_perturbed_twins_are_scored_internally_and_not_logged(service, sub, engi
     # rows plus their flipped twins, scored by the engine in one separate call
     t = sql.record_table(sub)
     with service.store.engine.connect() as conn:
-        frame = pd.read_sql_query(t.select().order_by(t.c.scoring_timestamp.desc(), t.c.scoring_id.desc()).limit(200), conn)
+        frame = pd.read_sql_query(
+            t.select().order_by(t.c.scoring_timestamp.desc(), t.c.scoring_id.desc()).limit(200), conn
+        )
     twins = frame.copy()
     twins["Sex"] = np.where(frame["Sex"] == "female", "male", "female")
-    from conftest import score_frame
+    from tests.fairness.fairness_data import score_frame
 
     fields, values = score_frame(service, sub, twins)
     twins["prediction"] = [v[fields.index("prediction")] for v in values]
@@ -242,7 +248,12 @@ def test_feedback_metrics_match_aif360(service, sub, applicants: pd.DataFrame) -
     log_frame(service, sub, applicants.iloc[:120])
     pred = credit.train_credit_model().predict(applicants[credit.FEATURES])
     n = len(applicants)
-    columns = {c: applicants[c].to_numpy(dtype=np.float64) if c in credit.NUMERIC_FEATURES else applicants[c].astype(object).to_numpy() for c in credit.FEATURES}
+    columns = {
+        c: applicants[c].to_numpy(dtype=np.float64)
+        if c in credit.NUMERIC_FEATURES
+        else applicants[c].astype(object).to_numpy()
+        for c in credit.FEATURES
+    }
     columns[credit.LABEL] = applicants[credit.LABEL].astype(object).to_numpy()
     columns["prediction"] = np.asarray(pred, dtype=object)
     kinds = {c.name: c.kind for c in sub.layout.features} | {credit.LABEL: Kind.STR, "prediction": Kind.STR}
@@ -258,12 +269,21 @@ def test_feedback_metrics_match_aif360(service, sub, applicants: pd.DataFrame) -
     assert result.feedback is not None
 
     def aif(reference: np.ndarray) -> ClassificationMetric:
-        truth = pd.DataFrame({"y": (applicants[credit.LABEL] == "No Risk").astype(float), "ref": reference.astype(float)})
+        truth = pd.DataFrame(
+            {"y": (applicants[credit.LABEL] == "No Risk").astype(float), "ref": reference.astype(float)}
+        )
         guess = truth.assign(y=(pd.Series(pred) == "No Risk").astype(float))
-        kw = {"label_names": ["y"], "protected_attribute_names": ["ref"], "favorable_label": 1.0, "unfavorable_label": 0.0}
+        kw = {
+            "label_names": ["y"],
+            "protected_attribute_names": ["ref"],
+            "favorable_label": 1.0,
+            "unfavorable_label": 0.0,
+        }
         return ClassificationMetric(
-            BinaryLabelDataset(df=truth, **kw), BinaryLabelDataset(df=guess, **kw),
-            unprivileged_groups=[{"ref": 0.0}], privileged_groups=[{"ref": 1.0}],
+            BinaryLabelDataset(df=truth, **kw),
+            BinaryLabelDataset(df=guess, **kw),
+            unprivileged_groups=[{"ref": 0.0}],
+            privileged_groups=[{"ref": 1.0}],
         )
 
     m = aif((applicants["Sex"] == "male").to_numpy())

@@ -89,7 +89,10 @@ def describe_range(r: Sequence[float | None]) -> str:
         return f"≤ {_fmt(hi)}"
     if hi is None:
         return f"≥ {_fmt(lo)}"
-    return _fmt(lo) if lo == hi else f"{_fmt(lo)}–{_fmt(hi)}"
+    if lo == hi:
+        return _fmt(lo)
+    sep = "-" if lo >= 0 else " to "  # "19-25", "-5 to 3"
+    return f"{_fmt(lo)}{sep}{_fmt(hi)}"
 
 
 def _num(x: float | None) -> float | None:

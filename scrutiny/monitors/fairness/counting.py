@@ -68,9 +68,7 @@ class FairnessCounts:
             "rows": self.rows,
             "first": None if self.first is None else str(self.first),
             "last": None if self.last is None else str(self.last),
-            "attributes": {
-                k: {"fingerprint": self.fingerprints[k], **v.to_dict()} for k, v in self.attributes.items()
-            },
+            "attributes": {k: {"fingerprint": self.fingerprints[k], **v.to_dict()} for k, v in self.attributes.items()},
         }
 
     @classmethod

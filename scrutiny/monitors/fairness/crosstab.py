@@ -22,7 +22,7 @@ def canonical(v: Any) -> Any:
         return None
     if isinstance(v, np.generic):
         v = v.item()
-    if isinstance(v, bool) or isinstance(v, str):
+    if isinstance(v, (bool, str)):
         return v
     if isinstance(v, int):
         return v
@@ -80,8 +80,8 @@ class Crosstab:
         """Drop keys with no rows (the sum is unchanged)."""
         if self.counts.size == 0:
             return Crosstab.empty()
-        r = self.counts.any(axis=1)
-        c = self.counts.any(axis=0)
+        r: np.ndarray = np.asarray(self.counts.any(axis=1))
+        c: np.ndarray = np.asarray(self.counts.any(axis=0))
         if r.all() and c.all():
             return self
         return Crosstab(

@@ -99,9 +99,7 @@ def evaluate_attribute(table: Crosstab, attr: AttributeSpec, outcome: OutcomeSpe
     for i, label in enumerate(labels):
         sel = mon == i
         groups.append(GroupRate(label, [attr.monitored[i]], int(fav[sel].sum()), int(judged[sel].sum()), None))
-    pooled_mon = GroupRate(
-        "monitored", list(attr.monitored), int(fav[in_mon].sum()), int(judged[in_mon].sum()), None
-    )
+    pooled_mon = GroupRate("monitored", list(attr.monitored), int(fav[in_mon].sum()), int(judged[in_mon].sum()), None)
     ref_values: list[Any] = list(attr.reference) if attr.reference is not None else ["(every other value)"]
     pooled_ref = GroupRate("reference", ref_values, int(fav[ref].sum()), int(judged[ref].sum()), None)
     for g in [*groups, pooled_mon, pooled_ref]:
@@ -111,9 +109,7 @@ def evaluate_attribute(table: Crosstab, attr: AttributeSpec, outcome: OutcomeSpe
     for g in groups:
         g.fairness_value, _ = _ratio(g, pooled_ref)
     defined = [g.fairness_value for g in groups if g.fairness_value is not None]
-    spd = (
-        None if pooled_mon.rate is None or pooled_ref.rate is None else float(pooled_mon.rate - pooled_ref.rate)
-    )
+    spd = None if pooled_mon.rate is None or pooled_ref.rate is None else float(pooled_mon.rate - pooled_ref.rate)
     missing = np.array([k is None for k in table.rows], dtype=bool)
     total = counts.sum(axis=1) if counts.size else np.zeros(len(table.rows), dtype=np.int64)
     excluded = {
@@ -176,7 +172,7 @@ def _distribution(
 ) -> list[dict[str, Any]]:
     """Per value or bin: its group and counts (for charts and the training comparison)."""
     rows = []
-    order = range(len(table.rows))
+    order: list[int] = list(range(len(table.rows)))
     if not attr.categorical:
         order = sorted(order, key=lambda j: (table.rows[j] is None, table.rows[j] if table.rows[j] is not None else 0))
     for j in order:

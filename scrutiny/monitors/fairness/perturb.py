@@ -84,7 +84,9 @@ class PerturbationResult:
         }
 
 
-def read_rows(conn: sa.Connection, t: sa.Table, sub: Subscription, spec: FairnessSpec, window: Window, limit: int) -> WindowRows:
+def read_rows(
+    conn: sa.Connection, t: sa.Table, sub: Subscription, spec: FairnessSpec, window: Window, limit: int
+) -> WindowRows:
     """The most recent ``limit`` rows of the window (features, outcome, attribute columns)."""
     names = list(dict.fromkeys([*sub.feature_fields, spec.outcome.column, *(a.name for a in spec.attributes)]))
     ts, sid = t.c[SCORING_TIMESTAMP], t.c[SCORING_ID]
@@ -121,7 +123,9 @@ def draw(pool: dict[str, Any], u: np.ndarray, integer: bool) -> list[Any]:
     ranges = pool.get("ranges") or []
     if not ranges:
         return [None] * len(u)
-    widths = np.array([(math.floor(hi) - math.ceil(lo) + 1) if integer else (hi - lo) for lo, hi in ranges], dtype=float)
+    widths = np.array(
+        [(math.floor(hi) - math.ceil(lo) + 1) if integer else (hi - lo) for lo, hi in ranges], dtype=float
+    )
     widths = np.maximum(widths, 0)
     if widths.sum() == 0:  # point ranges [v, v]
         widths = np.ones(len(ranges))
@@ -137,7 +141,9 @@ def draw(pool: dict[str, Any], u: np.ndarray, integer: bool) -> list[Any]:
     return np.minimum(lo + (t - start), hi).tolist()
 
 
-def _pools(attr: AttributeSpec, spec: FairnessSpec, rows: WindowRows, mon: np.ndarray, ref: np.ndarray) -> dict[str, Any]:
+def _pools(
+    attr: AttributeSpec, spec: FairnessSpec, rows: WindowRows, mon: np.ndarray, ref: np.ndarray
+) -> dict[str, Any]:
     """Where twins draw from: the training pools, else the configured values or ranges, else the
     values the window itself holds in that group."""
     trained = (spec.training.get(attr.name) or {}).get("pools") or {}
@@ -242,7 +248,9 @@ def _attr_array(values: np.ndarray, attr: AttributeSpec) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def _score(request: ScoringRequest, sub: Subscription, spec: FairnessSpec, scorer: Scorer, batch_rows: int) -> tuple[np.ndarray, int]:
+def _score(
+    request: ScoringRequest, sub: Subscription, spec: FairnessSpec, scorer: Scorer, batch_rows: int
+) -> tuple[np.ndarray, int]:
     """The outcome column of every twin, scored ``batch_rows`` at a time."""
     props = sub.properties
     parts: list[np.ndarray] = []
@@ -287,7 +295,7 @@ def _combine(
         original = np.array([np.nan if v is None else float(v) for v in original], dtype=np.float64)
         outcomes = np.asarray(outcomes, dtype=np.float64)
     # one outcome coding for rows and twins, so favourable flags line up
-    both = np.concatenate([original, outcomes]) if not spec.outcome.regression else np.concatenate([original, outcomes])
+    both = np.concatenate([original, outcomes])
     o_codes, o_keys = outcome_codes(both, spec.outcome, len(both))
     fav_k, unfav_k = spec.outcome.classify(o_keys)
     fav = np.where(o_codes >= 0, fav_k[np.clip(o_codes, 0, None)] if len(o_keys) else False, False)

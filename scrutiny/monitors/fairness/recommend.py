@@ -92,7 +92,7 @@ def _suggest(kind: str, name: str, s: dict[str, Any]) -> tuple[dict[str, Any] | 
         cut = int(cut)
         return (
             {"feature": name, "minority": [[_n(lo), cut]], "majority": [[cut + 1, _n(hi)]], "threshold": 0.8},
-            f"younger applicants ({_n(lo)}–{cut}) monitored against the others; adjust to your policy",
+            f"younger applicants ({_n(lo)} to {cut}) monitored against the others; adjust to your policy",
         )
     if kind == "race" and distinct:  # the largest group is the reference, every other one monitored
         counts = s.get("distinct") or {}

@@ -111,7 +111,7 @@ def _attribute(
         if both:
             raise InvalidInput(f"{both} are in both the monitored and the reference group of {name!r}", field=where)
         return _Partial(name=name, categorical=True, monitored=mon, reference=ref, source=source)
-    integer = column.kind is Kind.INT if hint not in _NUMERIC_TYPES else _NUMERIC_TYPES[hint]  # type: ignore[index]
+    integer = _NUMERIC_TYPES.get(hint or "", column.kind is Kind.INT)
     mon_r = _ranges(monitored, integer, f"{where}.minority", name)
     ref_r = None if reference is None else _ranges(reference, integer, f"{where}.majority", name)
     _check_overlaps(name, mon_r, ref_r, integer, where)
@@ -132,9 +132,7 @@ def _values(items: list[Any], column: Column, where: str) -> list[Any]:
     out: list[Any] = []
     for v in items:
         if isinstance(v, (list, dict)):
-            raise InvalidInput(
-                f"{column.name!r} is categorical: list its values, not ranges ({v!r})", field=where
-            )
+            raise InvalidInput(f"{column.name!r} is categorical: list its values, not ranges ({v!r})", field=where)
         v = canonical(v)
         if column.kind is Kind.STR and not isinstance(v, str):
             raise InvalidInput(f"{column.name!r} holds strings; {v!r} is not one", field=where)
@@ -208,8 +206,8 @@ def _check_overlaps(
     for i in range(len(groups)):
         for j in range(i + 1, len(groups)):
             (gi, ri), (gj, rj) = groups[i], groups[j]
-            a1, b1 = binning.range_edges(*ri, integer)
-            a2, b2 = binning.range_edges(*rj, integer)
+            a1, b1 = binning.range_edges(ri[0], ri[1], integer)
+            a2, b2 = binning.range_edges(rj[0], rj[1], integer)
             if a1 < b2 and a2 < b1:
                 what = "overlap" if gi != gj else f"overlap inside the {gi} group"
                 raise InvalidInput(
@@ -226,7 +224,7 @@ def _check_in_training(name: str, ranges: list[list[float]], stats: dict[str, An
     for lo, hi in ranges:
         if hi < tmin or lo > tmax:
             raise InvalidInput(
-                f"range [{lo}, {hi}] of {name!r} holds no training value; the training data spans {canonical(tmin)}–{canonical(tmax)}",
+                f"range [{lo}, {hi}] of {name!r} holds no training value; the training data spans {canonical(tmin)} to {canonical(tmax)}",
                 field=where,
             )
 

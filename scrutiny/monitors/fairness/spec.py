@@ -150,10 +150,8 @@ class OutcomeSpec:
         """Regression: 0 favourable, 1 unfavourable, 2 neither, -1 missing (keys ``REGRESSION_KEYS``)."""
         x = np.asarray(prediction, dtype=np.float64)
         fav = _in_ranges(x, self.favourable)
-        if self.unfavourable is None:
-            unfav = ~fav & ~np.isnan(x)
-        else:
-            unfav = _in_ranges(x, self.unfavourable) & ~fav
+        unfav = ~np.isnan(x) if self.unfavourable is None else _in_ranges(x, self.unfavourable)
+        unfav &= ~fav
         codes = np.full(len(x), 2, dtype=np.int64)
         codes[unfav] = 1
         codes[fav] = 0

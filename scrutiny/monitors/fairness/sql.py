@@ -52,7 +52,10 @@ def outcome_expression(t: sa.Table, outcome: OutcomeSpec) -> sa.ColumnElement[An
     def inside(ranges: list[Any]) -> sa.ColumnElement[bool]:
         return sa.or_(
             *[
-                sa.and_(x >= sa.bindparam(None, float(lo), type_=sa.Double()), x <= sa.bindparam(None, float(hi), type_=sa.Double()))
+                sa.and_(
+                    x >= sa.bindparam(None, float(lo), type_=sa.Double()),
+                    x <= sa.bindparam(None, float(hi), type_=sa.Double()),
+                )
                 for lo, hi in ranges
             ]
         )
@@ -65,15 +68,22 @@ def outcome_expression(t: sa.Table, outcome: OutcomeSpec) -> sa.ColumnElement[An
 
 
 def count_query(
-    conn: sa.Connection, t: sa.Table, spec: FairnessSpec, where: list[sa.ColumnElement[bool]], *, outcome_column: str | None = None
+    conn: sa.Connection,
+    t: sa.Table,
+    spec: FairnessSpec,
+    where: list[sa.ColumnElement[bool]],
+    *,
+    outcome_column: str | None = None,
 ) -> FairnessCounts:
     """Counts of the rows of ``t`` matching ``where``, grouped in the database."""
-    outcome = spec.outcome if outcome_column is None else OutcomeSpec(
-        outcome_column, spec.outcome.regression, spec.outcome.favourable, spec.outcome.unfavourable
+    outcome = (
+        spec.outcome
+        if outcome_column is None
+        else OutcomeSpec(outcome_column, spec.outcome.regression, spec.outcome.favourable, spec.outcome.unfavourable)
     )
     keys = [attribute_expression(t, a).label(f"a{i}") for i, a in enumerate(spec.attributes)]
     out = outcome_expression(t, outcome).label("o")
-    ts = t.c[SCORING_TIMESTAMP] if SCORING_TIMESTAMP in t.c else None
+    ts = t.c.get(SCORING_TIMESTAMP)
     cols: list[Any] = [*keys, out, sa.func.count().label("n")]
     if ts is not None:
         cols += [sa.func.min(ts).label("first"), sa.func.max(ts).label("last")]

@@ -86,13 +86,7 @@ def plan(
     older = 0
     if since is not None:
         need = min_records - w.new_rows
-        q = (
-            sa.select(ts, sid)
-            .where(ts <= since)
-            .order_by(ts.desc(), sid.desc())
-            .offset(need - 1)
-            .limit(1)
-        )
+        q = sa.select(ts, sid).where(ts <= since).order_by(ts.desc(), sid.desc()).offset(need - 1).limit(1)
         found = conn.execute(q).first()
         if found is not None:
             w.backfill_from = (found[0], found[1])
