@@ -4,7 +4,7 @@ A feedback row holds the features, the true label (``label_column``) and the pre
 judges (``Layout.feedback_columns``). Favourable is the positive class, so per group:
 TPR = TP/(TP+FN), FPR = FP/(FP+TN), FNR, FDR = FP/(TP+FP), FOR = FN/(TN+FN), error rate; each
 metric is the monitored group's value minus the reference group's (AIF360's convention,
-unprivileged minus privileged). Counted with one ``GROUP BY`` in the database.
+unprivileged minus privileged). Counted in one pass, like ``sql.count_query``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from scrutiny.ingest.writer import FEEDBACK
 from scrutiny.monitors.fairness.crosstab import factorize
 from scrutiny.monitors.fairness.spec import FairnessSpec, OutcomeSpec
-from scrutiny.monitors.fairness.sql import attribute_expression, outcome_expression, record_table
+from scrutiny.monitors.fairness.sql import attribute_key, grouped, outcome_key, record_table
 from scrutiny.store import records
 from scrutiny.subscription import SCORING_TIMESTAMP, Subscription
 
@@ -80,26 +80,23 @@ def feedback_metrics(
     if not records.exists(conn, t.name) or any(a.name not in t.c for a in spec.attributes):
         return None
     truth = OutcomeSpec(label, spec.outcome.regression, spec.outcome.favourable, spec.outcome.unfavourable)
-    keys = [attribute_expression(t, a).label(f"a{i}") for i, a in enumerate(spec.attributes)]
-    y = outcome_expression(t, truth).label("y")
-    p = outcome_expression(t, spec.outcome).label("p")
+    dialect = conn.dialect.name
+    keys = [attribute_key(t, a, dialect) for a in spec.attributes] + [
+        outcome_key(t, truth),
+        outcome_key(t, spec.outcome),
+    ]
     where = [] if until is None else [t.c[SCORING_TIMESTAMP] <= until]
-    q = sa.select(*keys, y, p, sa.func.count()).where(*where).group_by(*keys, y, p)
-    result = conn.execute(q).all()
-    if not result:
+    cols, n = grouped(conn, t, keys, where)
+    if not len(n):
         return {}
-    cols = list(zip(*result, strict=True))
     k = len(spec.attributes)
-    n = np.asarray(cols[k + 2], dtype=np.int64)
-    y_fav, y_unfav = _flags(cols[k], spec.outcome.regression, truth)
-    p_fav, p_unfav = _flags(cols[k + 1], spec.outcome.regression, spec.outcome)
+    y_fav, y_unfav = _flags(cols[k], truth)
+    p_fav, p_unfav = _flags(cols[k + 1], spec.outcome)
     judged = (y_fav | y_unfav) & (p_fav | p_unfav)
     cell = np.select([y_fav & p_fav, y_unfav & p_fav, y_fav & p_unfav, y_unfav & p_unfav], [0, 1, 2, 3], -1)
     out: dict[str, Any] = {}
     for i, attr in enumerate(spec.attributes):
-        arr = np.empty(len(n), dtype=object)
-        arr[:] = cols[i]
-        codes, ukeys = factorize(arr)
+        codes, ukeys = factorize(cols[i])
         mon_k, ref_k = attr.membership(ukeys)
         mon = (codes >= 0) & (mon_k[np.clip(codes, 0, None)] >= 0 if ukeys else False)
         ref = (codes >= 0) & (ref_k[np.clip(codes, 0, None)] if ukeys else False)
@@ -114,10 +111,8 @@ def feedback_metrics(
     return out
 
 
-def _flags(values: tuple[Any, ...], regression: bool, outcome: OutcomeSpec) -> tuple[np.ndarray, np.ndarray]:
-    arr = np.empty(len(values), dtype=object)
-    arr[:] = values
-    codes, keys = factorize(arr)
+def _flags(values: np.ndarray, outcome: OutcomeSpec) -> tuple[np.ndarray, np.ndarray]:
+    codes, keys = factorize(values)
     fav_k, unfav_k = outcome.classify(keys)
     safe = np.clip(codes, 0, None)
     fav = (codes >= 0) & (fav_k[safe] if keys else False)

@@ -1,26 +1,47 @@
-"""The same counts as ``counting``, computed by the database: one ``GROUP BY`` over the payload
-table, for backfill, for a reconfiguration that changed the bins, and for windows that stored
-partial counts do not cover.
+"""The same counts as ``counting``, computed from the payload table itself: for backfill, for a
+reconfiguration that changed the bins, and for windows that stored partial counts do not cover.
 
-Numeric attributes are binned in SQL with a ``CASE`` on the same edges (bound as doubles, so
-the comparisons are exactly NumPy's), categorical ones grouped by value. All attributes share
-one scan: the query groups by every attribute key and the outcome at once, and each
-attribute's counts are the margins of that result, summed in NumPy.
+Two strategies, chosen by what each database does fast (measured at 1M rows, see
+docs/monitors-fairness.md):
+
+* PostgreSQL groups with a hash aggregate: one ``GROUP BY`` over every attribute key and the
+  outcome, numeric attributes binned in SQL by ``width_bucket`` on the same edges (bound as
+  doubles, so the comparisons are exactly NumPy's ``searchsorted``).
+* SQLite has no hash aggregate (its ``GROUP BY`` sorts: seconds at 1M rows), but scans fast: the
+  raw key columns are streamed in chunks and coded and counted with the same NumPy code as
+  ingest-time counting, in constant memory.
+
+Either way each attribute's counts are margins of one grouped result (one scan for all).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from scrutiny.ingest.writer import PAYLOAD, table_columns, table_name
+from scrutiny.monitors.fairness.binning import bin_index
 from scrutiny.monitors.fairness.counting import FairnessCounts
 from scrutiny.monitors.fairness.crosstab import Crosstab, factorize
-from scrutiny.monitors.fairness.spec import FAVOURABLE, NEITHER, UNFAVOURABLE, AttributeSpec, FairnessSpec, OutcomeSpec
+from scrutiny.monitors.fairness.spec import (
+    FAVOURABLE,
+    NEITHER,
+    REGRESSION_KEYS,
+    UNFAVOURABLE,
+    AttributeSpec,
+    FairnessSpec,
+    OutcomeSpec,
+)
 from scrutiny.store import records
 from scrutiny.subscription import SCORING_TIMESTAMP, Subscription
+
+CHUNK_ROWS = 200_000
+Coder = Callable[[np.ndarray], tuple[np.ndarray, list[Any]]]
 
 
 def record_table(sub: Subscription, kind: str = PAYLOAD) -> sa.Table:
@@ -67,6 +88,84 @@ def outcome_expression(t: sa.Table, outcome: OutcomeSpec) -> sa.ColumnElement[An
     return sa.case(*whens, else_=sa.literal(NEITHER))
 
 
+@dataclass
+class Key:
+    """One grouping key: the SQL expression PostgreSQL groups by, and how NumPy codes the raw
+    column when the rows are streamed instead."""
+
+    column: str
+    expression: sa.ColumnElement[Any]
+    code: Coder
+    boolean: bool = False  # SQLite returns booleans as 0/1
+
+
+def attribute_key(t: sa.Table, attr: AttributeSpec, dialect: str) -> Key:
+    col = t.c[attr.name]
+    boolean = isinstance(col.type, sa.Boolean)
+    if attr.categorical:
+        return Key(attr.name, col, factorize, boolean)
+    edges = attr.edge_array
+    n_bins = len(edges) - 1
+
+    def code(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        return bin_index(_floats(values), edges), list(range(n_bins))
+
+    if dialect == "postgresql":
+        inner: sa.BindParameter[Any] = sa.bindparam(
+            None, [float(e) for e in edges[1:-1]], type_=postgresql.ARRAY(sa.Double())
+        )
+        expr = sa.case((col.is_(None), sa.null()), else_=sa.func.width_bucket(sa.cast(col, sa.Double()), inner))
+        return Key(attr.name, expr, code)
+    return Key(attr.name, attribute_expression(t, attr), code)
+
+
+def outcome_key(t: sa.Table, outcome: OutcomeSpec) -> Key:
+    col = t.c[outcome.column]
+    if not outcome.regression:
+        return Key(outcome.column, col, factorize, isinstance(col.type, sa.Boolean))
+
+    def code(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        return outcome.outcome_codes(_floats(values)), list(REGRESSION_KEYS)
+
+    return Key(outcome.column, outcome_expression(t, outcome), code)
+
+
+def grouped(
+    conn: sa.Connection, t: sa.Table, keys: list[Key], where: list[sa.ColumnElement[bool]]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct key combinations of the matching rows (object arrays, ``None`` = missing) and
+    how many rows have each. A combination may appear more than once (once per chunk)."""
+    if conn.dialect.name == "postgresql":
+        exprs = [k.expression.label(f"k{i}") for i, k in enumerate(keys)]
+        q = sa.select(*exprs, sa.func.count()).select_from(t).where(*where).group_by(*exprs)
+        rows = conn.execute(q).all()
+        cols = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(keys) + 1)]
+        return [_objects(c) for c in cols[:-1]], np.asarray(cols[-1], dtype=np.int64)
+    q = sa.select(*(t.c[k.column] for k in keys)).select_from(t).where(*where)
+    out_cols: list[list[np.ndarray]] = [[] for _ in keys]
+    weights: list[np.ndarray] = []
+    result = conn.execute(q)
+    cursor = result.cursor  # the driver's rows as plain tuples: no per-row SQLAlchemy processing
+    while part := cursor.fetchmany(CHUNK_ROWS):
+        raw = list(zip(*part, strict=True))
+        coded = [k.code(_objects(v, k.boolean)) for k, v in zip(keys, raw, strict=True)]
+        radix = [len(ks) + 1 for _, ks in coded]
+        flat = np.zeros(len(part), dtype=np.int64)
+        for (codes, _), r in zip(coded, radix, strict=True):
+            flat = flat * r + (codes + 1)
+        combos, counts = np.unique(flat, return_counts=True)
+        for i in range(len(keys) - 1, -1, -1):  # decode the mixed radix, last key first
+            codes = combos % radix[i]
+            combos = combos // radix[i]
+            lookup = _objects((None, *coded[i][1]))
+            out_cols[i].append(lookup[codes])
+        weights.append(counts)
+    result.close()
+    if not weights:
+        return [_objects(()) for _ in keys], np.zeros(0, dtype=np.int64)
+    return [np.concatenate(c) for c in out_cols], np.concatenate(weights)
+
+
 def count_query(
     conn: sa.Connection,
     t: sa.Table,
@@ -75,48 +174,45 @@ def count_query(
     *,
     outcome_column: str | None = None,
 ) -> FairnessCounts:
-    """Counts of the rows of ``t`` matching ``where``, grouped in the database."""
+    """Counts of the rows of ``t`` matching ``where``, in one pass over them."""
     outcome = (
         spec.outcome
         if outcome_column is None
         else OutcomeSpec(outcome_column, spec.outcome.regression, spec.outcome.favourable, spec.outcome.unfavourable)
     )
-    keys = [attribute_expression(t, a).label(f"a{i}") for i, a in enumerate(spec.attributes)]
-    out = outcome_expression(t, outcome).label("o")
-    ts = t.c.get(SCORING_TIMESTAMP)
-    cols: list[Any] = [*keys, out, sa.func.count().label("n")]
-    if ts is not None:
-        cols += [sa.func.min(ts).label("first"), sa.func.max(ts).label("last")]
-    q = sa.select(*cols).select_from(t).where(*where).group_by(*keys, out)
-    result = conn.execute(q).all()
-    n_attr = len(spec.attributes)
-    if not result:
-        return FairnessCounts(0, {a.name: Crosstab.empty() for a in spec.attributes}, spec.fingerprints())
-    columns = list(zip(*result, strict=True))
-    weights = np.asarray(columns[n_attr + 1], dtype=np.int64)
-    out_codes, out_keys = factorize(_objects(columns[n_attr]))
+    dialect = conn.dialect.name
+    keys = [attribute_key(t, a, dialect) for a in spec.attributes] + [outcome_key(t, outcome)]
+    columns, weights = grouped(conn, t, keys, where)
+    out_codes, out_keys = factorize(columns[-1])
     attributes = {}
     for i, attr in enumerate(spec.attributes):
-        a_codes, a_keys = factorize(_objects(columns[i]))
-        attributes[attr.name] = _weighted(a_codes, a_keys, out_codes, out_keys, weights)
+        a_codes, a_keys = factorize(columns[i])
+        attributes[attr.name] = weighted(a_codes, a_keys, out_codes, out_keys, weights)
     first = last = None
-    if ts is not None:
-        firsts = [v for v in columns[n_attr + 2] if v is not None]
-        lasts = [v for v in columns[n_attr + 3] if v is not None]
-        first = np.datetime64(min(firsts).replace(tzinfo=None), "us") if firsts else None
-        last = np.datetime64(max(lasts).replace(tzinfo=None), "us") if lasts else None
+    ts = t.c.get(SCORING_TIMESTAMP)
+    if ts is not None and len(weights):
+        lo, hi = conn.execute(sa.select(sa.func.min(ts), sa.func.max(ts)).select_from(t).where(*where)).one()
+        first = None if lo is None else np.datetime64(lo.replace(tzinfo=None), "us")
+        last = None if hi is None else np.datetime64(hi.replace(tzinfo=None), "us")
     return FairnessCounts(int(weights.sum()), attributes, spec.fingerprints(), first, last)
 
 
-def _objects(values: tuple[Any, ...]) -> np.ndarray:
+def _objects(values: Any, boolean: bool = False) -> np.ndarray:
     arr = np.empty(len(values), dtype=object)
-    arr[:] = values
+    arr[:] = values if not boolean else [None if v is None else bool(v) for v in values]
     return arr
 
 
-def _weighted(
+def _floats(values: np.ndarray) -> np.ndarray:
+    if values.dtype == np.float64:
+        return values
+    return np.array(values, dtype=np.float64)  # None becomes NaN
+
+
+def weighted(
     row_codes: np.ndarray, row_keys: list[Any], col_codes: np.ndarray, col_keys: list[Any], weights: np.ndarray
 ) -> Crosstab:
+    """A crosstab of already-grouped rows, each standing for ``weights[i]`` rows."""
     nr, nc = len(row_keys) + 1, len(col_keys) + 1
     flat = (row_codes + 1) * nc + (col_codes + 1)
     counts = np.bincount(flat, weights=weights, minlength=nr * nc).reshape(nr, nc)
