@@ -69,8 +69,10 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
 ``evaluate(run: Run) -> Result``
     Compute the values from ``run.partial()`` (the window's partials, merged) and, when the
     metric needs rows (listing biased transactions, per-transaction drift verdicts), from
-    ``run.batches(columns)`` (the window's rows, streamed in chunks) or ``run.score(request)``
-    (internal scoring through the engine, never logged as payload). Return
+    ``run.batches(columns)`` (the window's rows, streamed in chunks; ``newest_first`` with
+    ``limit`` for the most recent ones; ``table`` to read the other record table up to the
+    window's end) or ``run.score(request)`` (internal scoring through the engine, never logged
+    as payload); ``run.training_frame()`` gives the training rows. Return
     ``Result(values={metric: number | None}, details={...})``, or
     ``Result.insufficient(message, records)`` when the window has too few rows. Values that
     cannot be computed are ``None`` with the reason in ``details``. Raising fails the run: the
@@ -311,9 +313,19 @@ class Run(Protocol):
 
     def partial(self) -> Any: ...
 
-    def batches(self, columns: list[str] | None = None, chunk: int = 50_000) -> Iterator[RecordBatch]: ...
+    def batches(
+        self,
+        columns: list[str] | None = None,
+        chunk: int = 50_000,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+        table: str | None = None,
+    ) -> Iterator[RecordBatch]: ...
 
     def score(self, request: ScoringRequest) -> Any: ...
+
+    def training_frame(self) -> Any: ...  # the training rows (pandas), or None without training data
 
 
 # -- the monitor ---------------------------------------------------------------------------------

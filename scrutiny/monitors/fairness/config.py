@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scrutiny.errors import InvalidInput
+from scrutiny.monitors.base import MonitorConfig
 
 DEFAULT_THRESHOLD = 0.8
 DEFAULT_MIN_RECORDS = 100
@@ -39,24 +40,6 @@ class AttributeConfig(BaseModel):
     type: str | None = Field(None, description="categorical, integer, float or double; default from the schema")
 
 
-class ThresholdValue(BaseModel):
-    """v2 ``specific_values`` entry: a threshold for the attributes its tags name."""
-
-    model_config = ConfigDict(extra="allow")
-
-    applies_to: list[dict[str, Any]] = Field(default_factory=list)
-    value: float
-
-
-class V2Threshold(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    metric_id: str = "fairness_value"
-    type: str = "lower_limit"
-    value: float
-    specific_values: list[ThresholdValue] = Field(default_factory=list)
-
-
 class PerturbationConfig(BaseModel):
     """Perturbation-augmented evaluation (contract §7.1 steps 2-6): each window row gets a twin
     with the attribute moved to the other group, scored through the engine (never logged)."""
@@ -69,7 +52,14 @@ class PerturbationConfig(BaseModel):
     max_listed: int = Field(100, ge=0, le=10_000, description="biased transactions kept for drill-down")
 
 
-class FairnessConfig(BaseModel):
+class FairnessConfig(MonitorConfig):
+    """The fairness monitor's configuration (``PUT /v1/subscriptions/{id}/monitors/fairness``).
+
+    ``thresholds`` takes Scrutiny's form (``{"metric": "fairness_value.Age", "type":
+    "lower_limit", "value": 0.9}``) and OpenScale v2's (``{"metric_id": "fairness_value",
+    "type": "lower_limit", "value": 80, "specific_values": [...]}``); percentages become ratios.
+    """
+
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     features: list[AttributeConfig] = Field(validation_alias=AliasChoices("features", "attributes"), min_length=1)
@@ -87,16 +77,38 @@ class FairnessConfig(BaseModel):
     )
     min_records: int = Field(DEFAULT_MIN_RECORDS, ge=1, le=10_000_000)
     class_label: str | None = Field(None, description="the output column judged; default the prediction column")
-    thresholds: list[V2Threshold] | None = None
     perturbation: PerturbationConfig = Field(default_factory=PerturbationConfig)
+    max_feedback_rows: int = Field(
+        10_000, ge=1, le=10_000_000, description="label-based metrics use the most recent N feedback rows"
+    )
     # Written by OpenScale's export; accepted and ignored (Scrutiny computes them itself).
-    distributions: list[Any] | None = None
-    perform_debias: bool | None = None
+    distributions: list[Any] | None = Field(None, exclude=True)
+    perform_debias: bool | None = Field(None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _v2_instance(cls, data: Any) -> Any:
+        # OpenScale v2 monitor instance: {"parameters": {...}, "thresholds": [...]}
+        if isinstance(data, dict) and "parameters" in data and "features" not in data:
+            params = data.get("parameters")
+            if isinstance(params, dict):
+                rest = {
+                    k: v
+                    for k, v in data.items()
+                    if k not in ("parameters", "target", "data_mart_id", "monitor_definition_id")
+                }
+                return {**params, **rest}
+        return data
 
     @field_validator("perturbation", mode="before")
     @classmethod
     def _flag(cls, v: Any) -> Any:
         return {"enabled": v} if isinstance(v, bool) else v
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _openscale_thresholds(cls, v: Any) -> Any:
+        return openscale_thresholds(v) if isinstance(v, list) else v
 
 
 def ratio(value: float, *, field: str, percent: bool | None = None) -> float:
@@ -120,31 +132,68 @@ def ratio(value: float, *, field: str, percent: bool | None = None) -> float:
     )
 
 
-def thresholds(config: FairnessConfig) -> dict[str, float]:
-    """The threshold of each attribute as a ratio: its own, else a v2 specific value, else the
-    v2 default, else 0.8."""
-    default = DEFAULT_THRESHOLD
-    specific: dict[str, float] = {}
-    for i, t in enumerate(config.thresholds or []):
-        if t.metric_id != "fairness_value":
+RATIO_METRICS = ("fairness_value", "average_fairness_value")
+
+
+def openscale_thresholds(items: list[Any]) -> list[Any]:
+    """OpenScale v2 threshold entries as Scrutiny thresholds; fairness percentages as ratios."""
+    out: list[Any] = []
+    for i, t in enumerate(items):
+        if not isinstance(t, dict):
+            out.append(t)
             continue
-        if t.type != "lower_limit":
-            raise InvalidInput(
-                "fairness_value takes a lower_limit (bias is a value below it)", field=f"thresholds[{i}].type"
-            )
-        default = ratio(t.value, field=f"thresholds[{i}].value", percent=True)
-        for j, sv in enumerate(t.specific_values):
-            for tag in sv.applies_to:
-                if tag.get("key") in ("feature", "attribute") and isinstance(tag.get("value"), str):
-                    specific[tag["value"]] = ratio(
-                        sv.value, field=f"thresholds[{i}].specific_values[{j}].value", percent=True
-                    )
-    out = {}
+        if "metric_id" in t:  # v2: {"metric_id", "type", "value" (%), "specific_values": [...]}
+            metric = t["metric_id"]
+            kind = t.get("type", "lower_limit")
+            if t.get("value") is not None:
+                out.append(
+                    {
+                        "metric": metric,
+                        "type": kind,
+                        "value": _as_ratio(metric, t["value"], f"thresholds[{i}].value", True),
+                    }
+                )
+            for j, sv in enumerate(t.get("specific_values") or []):
+                for tag in sv.get("applies_to") or []:
+                    if tag.get("key") in ("feature", "attribute") and isinstance(tag.get("value"), str):
+                        where = f"thresholds[{i}].specific_values[{j}].value"
+                        value = _as_ratio(metric, sv.get("value"), where, True)
+                        out.append({"metric": f"{metric}.{tag['value']}", "type": kind, "value": value})
+            continue
+        metric = t.get("metric")
+        if isinstance(metric, str) and t.get("value") is not None:
+            t = {**t, "value": _as_ratio(metric, t["value"], f"thresholds[{i}].value", None)}
+        out.append(t)
+    return out
+
+
+def _as_ratio(metric: str, value: Any, field: str, percent: bool | None) -> Any:
+    if metric.split(".", 1)[0] not in RATIO_METRICS or not isinstance(value, (int, float)):
+        return value
+    return ratio(value, field=field, percent=percent)
+
+
+def default_thresholds(config: FairnessConfig) -> list[tuple[str, float]]:
+    """The monitor's default limits: ``fairness_value`` 80% (contract §7.0), and each
+    attribute's v1 ``threshold`` as a limit of its own (``fairness_value.<attribute>``)."""
+    out = [("fairness_value", DEFAULT_THRESHOLD)]
     for i, a in enumerate(config.features):
         if a.threshold is not None:
-            out[a.feature] = ratio(a.threshold, field=f"features[{i}].threshold")
-        else:
-            out[a.feature] = specific.get(a.feature, default)
+            out.append((f"fairness_value.{a.feature}", ratio(a.threshold, field=f"features[{i}].threshold")))
+    return out
+
+
+def attribute_thresholds(config: FairnessConfig) -> dict[str, float | None]:
+    """The lower limit of each attribute's ``fairness_value``, as the framework applies it: a
+    limit of the attribute's own (the user's, else its v1 ``threshold``) beats one on
+    ``fairness_value``, the user's beats the default; ``value: null`` removes a limit."""
+    user = {t.metric: t.value for t in config.thresholds if t.type.value == "lower_limit"}
+    limits: dict[str, float | None] = dict(default_thresholds(config))
+    limits.update(user)
+    out = {}
+    for a in config.features:
+        key = f"fairness_value.{a.feature}"
+        out[a.feature] = limits[key] if key in limits else limits.get("fairness_value")
     return out
 
 
@@ -154,8 +203,6 @@ def parse_config(body: Any) -> FairnessConfig:
         return body
     if not isinstance(body, dict):
         raise InvalidInput("the fairness configuration must be an object")
-    if "parameters" in body and "features" not in body:  # OpenScale v2 monitor-instance shape
-        body = {**body["parameters"], **({"thresholds": body["thresholds"]} if "thresholds" in body else {})}
     try:
         return FairnessConfig.model_validate(body)
     except Exception as exc:  # pydantic.ValidationError

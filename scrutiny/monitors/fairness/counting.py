@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from scrutiny.monitors.fairness.binning import bin_index
-from scrutiny.monitors.fairness.crosstab import Crosstab, factorize
+from scrutiny.monitors.fairness.crosstab import Crosstab, canonical, factorize
 from scrutiny.monitors.fairness.spec import REGRESSION_KEYS, AttributeSpec, FairnessSpec, OutcomeSpec
 
 if TYPE_CHECKING:
@@ -70,6 +70,37 @@ class FairnessCounts:
             "last": None if self.last is None else str(self.last),
             "attributes": {k: {"fingerprint": self.fingerprints[k], **v.to_dict()} for k, v in self.attributes.items()},
         }
+
+    def to_bytes(self) -> bytes:
+        """Compact bytes for ``monitor_partials`` (counts as int64 arrays, keys as JSON)."""
+        from scrutiny.monitors.partials import pack
+
+        fields: dict[str, Any] = {
+            "rows": self.rows,
+            "first": None if self.first is None else int(self.first.astype("datetime64[us]").astype(np.int64)),
+            "last": None if self.last is None else int(self.last.astype("datetime64[us]").astype(np.int64)),
+            "attributes": list(self.attributes),
+            "fingerprints": self.fingerprints,
+        }
+        for i, table in enumerate(self.attributes.values()):
+            fields[f"{i}.rows"] = table.rows
+            fields[f"{i}.cols"] = table.cols
+            fields[f"{i}.counts"] = np.ascontiguousarray(table.counts, dtype=np.int64)
+        return pack(fields)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> FairnessCounts:
+        from scrutiny.monitors.partials import unpack
+
+        d = unpack(data)
+        attributes = {}
+        for i, name in enumerate(d["attributes"]):
+            rows = [canonical(k) for k in d[f"{i}.rows"]]
+            cols = [canonical(k) for k in d[f"{i}.cols"]]
+            attributes[name] = Crosstab(rows, cols, np.asarray(d[f"{i}.counts"]).reshape(len(rows), len(cols)))
+        first = None if d["first"] is None else np.datetime64(d["first"], "us")
+        last = None if d["last"] is None else np.datetime64(d["last"], "us")
+        return cls(int(d["rows"]), attributes, dict(d["fingerprints"]), first, last)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FairnessCounts:

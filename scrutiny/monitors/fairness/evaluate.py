@@ -38,7 +38,7 @@ class GroupRate:
 @dataclass
 class AttributeResult:
     feature: str
-    threshold: float
+    threshold: float | None
     fairness_value: float | None
     biased: bool
     monitored: GroupRate
@@ -70,13 +70,17 @@ class AttributeResult:
                     "feature": self.feature,
                     "feature_value": g.values[0] if len(g.values) == 1 else g.values,
                     "group": "reference" if is_ref else "monitored",
-                    "fairness_biased": bool(value is not None and value < self.threshold),
+                    "fairness_biased": _below(value, self.threshold),
                     "fairness_value": value,
                     "fairness_fav_class": None if g.rate is None else 100.0 * g.rate,
                     "records": g.records,
                 }
             )
         return rows
+
+
+def _below(value: float | None, limit: float | None) -> bool:
+    return value is not None and limit is not None and value < limit
 
 
 def _rate(fav: int, n: int) -> float | None:
@@ -121,7 +125,7 @@ def evaluate_attribute(table: Crosstab, attr: AttributeSpec, outcome: OutcomeSpe
         feature=attr.name,
         threshold=attr.threshold,
         fairness_value=value,
-        biased=bool(value is not None and value < attr.threshold),
+        biased=_below(value, attr.threshold),
         monitored=pooled_mon,
         reference=pooled_ref,
         groups=groups,

@@ -1,25 +1,24 @@
-"""Fairness metrics that need true labels, from the feedback table (contract §7.1, last list).
+"""Fairness metrics that need true labels, from feedback rows (contract §7.1, last list).
 
 A feedback row holds the features, the true label (``label_column``) and the prediction it
 judges (``Layout.feedback_columns``). Favourable is the positive class, so per group:
 TPR = TP/(TP+FN), FPR = FP/(FP+TN), FNR, FDR = FP/(TP+FP), FOR = FN/(TN+FN), error rate; each
 metric is the monitored group's value minus the reference group's (AIF360's convention,
-unprivileged minus privileged). Counted in one pass, like ``sql.count_query``.
+unprivileged minus privileged). Counted like payload rows: per attribute key, a crosstab of
+the four confusion cells.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
-from scrutiny.ingest.writer import FEEDBACK
-from scrutiny.monitors.fairness.crosstab import factorize
+from scrutiny.ingest.batch import RecordBatch
+from scrutiny.monitors.fairness.counting import attribute_codes, outcome_codes
+from scrutiny.monitors.fairness.crosstab import Crosstab
 from scrutiny.monitors.fairness.spec import FairnessSpec, OutcomeSpec
-from scrutiny.monitors.fairness.sql import attribute_key, grouped, outcome_key, record_table
-from scrutiny.store import records
-from scrutiny.subscription import SCORING_TIMESTAMP, Subscription
 
 METRICS = (
     "average_odds_difference",
@@ -30,6 +29,7 @@ METRICS = (
     "false_omission_rate_difference",
     "error_rate_difference",
 )
+CELLS = ("tp", "fp", "fn", "tn")
 
 
 def confusion_metrics(mon: np.ndarray, ref: np.ndarray) -> dict[str, float | None]:
@@ -68,53 +68,54 @@ def confusion_metrics(mon: np.ndarray, ref: np.ndarray) -> dict[str, float | Non
     }
 
 
-def feedback_metrics(
-    conn: sa.Connection, sub: Subscription, spec: FairnessSpec, *, until: Any = None
-) -> dict[str, Any] | None:
-    """Per attribute, the seven label-based metrics over the feedback rows (None when the
-    subscription has no label column or no feedback table)."""
-    label = sub.layout.label_column
-    if not label or spec.outcome.column != sub.layout.prediction_column:
-        return None
-    t = record_table(sub, FEEDBACK)
-    if not records.exists(conn, t.name) or any(a.name not in t.c for a in spec.attributes):
-        return None
-    truth = OutcomeSpec(label, spec.outcome.regression, spec.outcome.favourable, spec.outcome.unfavourable)
-    dialect = conn.dialect.name
-    keys = [attribute_key(t, a, dialect) for a in spec.attributes] + [
-        outcome_key(t, truth),
-        outcome_key(t, spec.outcome),
-    ]
-    where = [] if until is None else [t.c[SCORING_TIMESTAMP] <= until]
-    cols, n = grouped(conn, t, keys, where)
-    if not len(n):
-        return {}
-    k = len(spec.attributes)
-    y_fav, y_unfav = _flags(cols[k], truth)
-    p_fav, p_unfav = _flags(cols[k + 1], spec.outcome)
-    judged = (y_fav | y_unfav) & (p_fav | p_unfav)
+def _flags(values: np.ndarray | None, outcome: OutcomeSpec, n: int) -> tuple[np.ndarray, np.ndarray]:
+    codes, keys = outcome_codes(values, outcome, n)
+    fav_k, unfav_k = outcome.classify(keys)
+    if not keys:
+        return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    safe = np.clip(codes, 0, None)
+    return (codes >= 0) & fav_k[safe], (codes >= 0) & unfav_k[safe]
+
+
+def count_feedback(batch: RecordBatch, spec: FairnessSpec, label_column: str) -> dict[str, Crosstab]:
+    """Per attribute: rows by (attribute key, confusion cell), favourable being positive."""
+    n = len(batch)
+    truth = OutcomeSpec(label_column, spec.outcome.regression, spec.outcome.favourable, spec.outcome.unfavourable)
+    y_fav, y_unfav = _flags(batch.columns.get(label_column), truth, n)
+    p_fav, p_unfav = _flags(batch.columns.get(spec.outcome.column), spec.outcome, n)
     cell = np.select([y_fav & p_fav, y_unfav & p_fav, y_fav & p_unfav, y_unfav & p_unfav], [0, 1, 2, 3], -1)
-    out: dict[str, Any] = {}
-    for i, attr in enumerate(spec.attributes):
-        codes, ukeys = factorize(cols[i])
-        mon_k, ref_k = attr.membership(ukeys)
-        mon = (codes >= 0) & (mon_k[np.clip(codes, 0, None)] >= 0 if ukeys else False)
-        ref = (codes >= 0) & (ref_k[np.clip(codes, 0, None)] if ukeys else False)
-        conf = {}
-        for name, sel in (("monitored", mon & judged), ("reference", ref & judged)):
-            conf[name] = np.bincount(cell[sel], weights=n[sel], minlength=4).astype(np.int64)
-        out[attr.name] = {
-            **confusion_metrics(conf["monitored"], conf["reference"]),
-            "confusion": {g: dict(zip(("tp", "fp", "fn", "tn"), c.tolist(), strict=True)) for g, c in conf.items()},
-            "records": int(n[judged & (mon | ref)].sum()),
-        }
+    out = {}
+    for attr in spec.attributes:
+        codes, keys = attribute_codes(batch.columns.get(attr.name), attr, n)
+        out[attr.name] = Crosstab.from_codes(codes, keys, cell, list(CELLS))
     return out
 
 
-def _flags(values: np.ndarray, outcome: OutcomeSpec) -> tuple[np.ndarray, np.ndarray]:
-    codes, keys = factorize(values)
-    fav_k, unfav_k = outcome.classify(keys)
-    safe = np.clip(codes, 0, None)
-    fav = (codes >= 0) & (fav_k[safe] if keys else False)
-    unfav = (codes >= 0) & (unfav_k[safe] if keys else False)
-    return fav, unfav
+def feedback_metrics(batches: Iterable[RecordBatch], spec: FairnessSpec, label_column: str) -> dict[str, Any]:
+    """Per attribute, the seven label-based metrics and the confusion counts of each group."""
+    tables: dict[str, Crosstab] = {}
+    rows = 0
+    for batch in batches:
+        rows += len(batch)
+        for name, t in count_feedback(batch, spec, label_column).items():
+            tables[name] = tables[name].merge(t) if name in tables else t
+    if rows == 0:
+        return {}
+    out: dict[str, Any] = {}
+    for attr in spec.attributes:
+        table = tables[attr.name]
+        mon_k, ref_k = attr.membership(table.rows)
+        conf = {}
+        for group, sel in (("monitored", mon_k >= 0), ("reference", ref_k)):
+            c = np.zeros(4, dtype=np.int64)
+            for j, key in enumerate(table.cols):
+                if key in CELLS:
+                    c[CELLS.index(key)] = int(table.counts[sel, j].sum())
+            conf[group] = c
+        out[attr.name] = {
+            **confusion_metrics(conf["monitored"], conf["reference"]),
+            "confusion": {g: dict(zip(CELLS, c.tolist(), strict=True)) for g, c in conf.items()},
+            "records": int(conf["monitored"].sum() + conf["reference"].sum()),
+            "feedback_rows": rows,
+        }
+    return out

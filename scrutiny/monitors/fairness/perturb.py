@@ -15,23 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import sqlalchemy as sa
 
 from scrutiny.common import ScoringRequest, ScoringResponse
 from scrutiny.errors import ScrutinyError
-from scrutiny.monitors.fairness.binning import bin_index
+from scrutiny.ingest.batch import RecordBatch
 from scrutiny.monitors.fairness.counting import FairnessCounts, attribute_codes, outcome_codes
 from scrutiny.monitors.fairness.crosstab import Crosstab, canonical, factorize
 from scrutiny.monitors.fairness.spec import AttributeSpec, FairnessSpec
-from scrutiny.monitors.fairness.window import Window
 from scrutiny.outputs import normalize_rows
 from scrutiny.schema import Kind
-from scrutiny.subscription import SCORING_ID, SCORING_TIMESTAMP, Subscription
+from scrutiny.subscription import Subscription
 
 Scorer = Callable[[ScoringRequest], ScoringResponse]
 
@@ -84,21 +82,30 @@ class PerturbationResult:
         }
 
 
-def read_rows(
-    conn: sa.Connection, t: sa.Table, sub: Subscription, spec: FairnessSpec, window: Window, limit: int
-) -> WindowRows:
-    """The most recent ``limit`` rows of the window (features, outcome, attribute columns)."""
+def window_rows(batches: Iterable[RecordBatch], sub: Subscription, spec: FairnessSpec) -> WindowRows:
+    """Rows (most recent first, as read) as Python values ready for a scoring request: integer
+    features as ``int``, numbers as ``float``, null as ``None``."""
+    kinds = {c.name: c.kind for c in [*sub.layout.features, *sub.layout.extra]}
     names = list(dict.fromkeys([*sub.feature_fields, spec.outcome.column, *(a.name for a in spec.attributes)]))
-    ts, sid = t.c[SCORING_TIMESTAMP], t.c[SCORING_ID]
-    q = (
-        sa.select(sid, *(t.c[n] for n in names))
-        .where(*window.conditions(t))
-        .order_by(ts.desc(), sid.desc())
-        .limit(limit)
-    )
-    rows = conn.execute(q).all()
-    cols = list(zip(*rows, strict=True)) if rows else [() for _ in range(len(names) + 1)]
-    return WindowRows([str(v) for v in cols[0]], {n: list(cols[i + 1]) for i, n in enumerate(names)})
+    ids: list[str] = []
+    columns: dict[str, list[Any]] = {n: [] for n in names}
+    for batch in batches:
+        ids.extend(str(v) for v in batch.ids.tolist())
+        n = len(batch)
+        for name in names:
+            col = batch.columns.get(name)
+            if col is None:
+                columns[name].extend([None] * n)
+            elif col.dtype == np.float64:
+                kind = kinds.get(name, Kind.FLOAT)
+                vals = col.tolist()
+                if kind is Kind.INT:
+                    columns[name].extend(None if v != v else int(v) for v in vals)
+                else:
+                    columns[name].extend(None if v != v else v for v in vals)
+            else:
+                columns[name].extend(col.tolist())
+    return WindowRows(ids, columns)
 
 
 def uniforms(ids: Sequence[str], salt: str) -> np.ndarray:
@@ -334,4 +341,4 @@ def _combine(
     return FairnessCounts(n + offset, attributes, {k: prints[k] for k in names})
 
 
-__all__ = ["PerturbationResult", "WindowRows", "bin_index", "draw", "perturb", "read_rows", "uniforms"]
+__all__ = ["PerturbationResult", "WindowRows", "draw", "perturb", "uniforms", "window_rows"]

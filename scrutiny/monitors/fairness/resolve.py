@@ -12,7 +12,7 @@ from typing import Any
 
 from scrutiny.errors import InvalidInput
 from scrutiny.monitors.fairness import binning
-from scrutiny.monitors.fairness.config import FairnessConfig, parse_config, thresholds
+from scrutiny.monitors.fairness.config import FairnessConfig, attribute_thresholds, parse_config
 from scrutiny.monitors.fairness.crosstab import canonical
 from scrutiny.monitors.fairness.spec import AttributeSpec, FairnessSpec, OutcomeSpec
 from scrutiny.schema import Column, Kind
@@ -21,7 +21,9 @@ from scrutiny.subscription import Subscription
 _NUMERIC_TYPES = {"integer": True, "int": True, "long": True, "float": False, "double": False, "numeric": False}
 
 
-def resolve(config: FairnessConfig | dict[str, Any], sub: Subscription) -> FairnessSpec:
+def resolve(config: FairnessConfig | dict[str, Any], sub: Subscription, *, known: Any = None) -> FairnessSpec:
+    """``known(column)`` (the framework's ``KnownValues``) checks the groups of an attribute the
+    training statistics do not describe (a meta column) against the values the payload holds."""
     cfg = parse_config(config)
     layout = sub.layout
     if not layout.features:
@@ -29,7 +31,7 @@ def resolve(config: FairnessConfig | dict[str, Any], sub: Subscription) -> Fairn
             "the subscription has no payload schema yet: log a payload record (or give input_data_schema) first",
             field="features",
         )
-    limits = thresholds(cfg)
+    limits = attribute_thresholds(cfg)
     stats = (sub.training_statistics or {}).get("features") or {}
     warnings: list[str] = []
     if not stats:
@@ -42,10 +44,11 @@ def resolve(config: FairnessConfig | dict[str, Any], sub: Subscription) -> Fairn
             raise InvalidInput(f"attribute {a.feature!r} is configured twice", field=f"{where}.feature")
         seen.add(a.feature)
         column, source = _column(sub, a.feature, where)
-        attributes.append(
-            _attribute(a.feature, a.monitored, a.reference, a.type, column, source, stats.get(a.feature), where)
-            | limits[a.feature]
-        )
+        attr = _attribute(a.feature, a.monitored, a.reference, a.type, column, source, stats.get(a.feature), where)
+        spec = attr | limits[a.feature]
+        if spec.categorical and known is not None and not (stats.get(a.feature) or {}).get("distinct"):
+            _check_known(spec, known, where, warnings)
+        attributes.append(spec)
     outcome = _outcome(cfg, sub)
     return FairnessSpec(
         attributes=attributes,
@@ -67,13 +70,30 @@ def _column(sub: Subscription, name: str, where: str) -> tuple[Column, str]:
     raise InvalidInput(f"unknown column {name!r}; the payload has {known}", field=f"{where}.feature")
 
 
+def _check_known(attr: AttributeSpec, known: Any, where: str, warnings: list[str]) -> None:
+    seen = known(attr.name)
+    if not seen:
+        warnings.append(
+            f"{attr.name!r} has no training statistics and no logged values yet: its groups are not checked"
+        )
+        return
+    present = {_text(v) for v in seen}
+    missing = [v for v in [*attr.monitored, *(attr.reference or [])] if _text(v) not in present]
+    if missing:
+        shown = sorted(present)[:20]
+        raise InvalidInput(
+            f"{missing} of {attr.name!r} occur neither in the training data nor in the payload; it holds {shown}",
+            field=where,
+        )
+
+
 class _Partial:
     """An attribute spec waiting for its threshold (``spec | threshold``)."""
 
     def __init__(self, **kw: Any) -> None:
         self.kw = kw
 
-    def __or__(self, threshold: float) -> AttributeSpec:
+    def __or__(self, threshold: float | None) -> AttributeSpec:
         return AttributeSpec(threshold=threshold, **self.kw)
 
 

@@ -30,7 +30,7 @@ class AttributeSpec:
     categorical: bool
     monitored: list[Any]  # categorical: values; numeric: [[lo, hi], ...]
     reference: list[Any] | None  # None: every present value outside the monitored group
-    threshold: float  # ratio
+    threshold: float | None  # lower limit of fairness_value (a ratio); None: no limit
     integer: bool = False  # numeric attribute holding integers
     source: str = "feature"  # "feature" (a model input: perturbation possible) or "meta"
     edges: list[float] | None = None  # numeric: bin edges, -inf and +inf included
@@ -108,7 +108,7 @@ class AttributeSpec:
             categorical=bool(d["categorical"]),
             monitored=list(d["monitored"]),
             reference=None if d.get("reference") is None else list(d["reference"]),
-            threshold=float(d["threshold"]),
+            threshold=None if d.get("threshold") is None else float(d["threshold"]),
             integer=bool(d.get("integer")),
             source=d.get("source") or "feature",
             edges=None if edges is None else [_edge_in(e) for e in edges],
