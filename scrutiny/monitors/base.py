@@ -55,6 +55,12 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
     function builds partials from rows read back from the table (backfill, window edges), so a
     column may be missing from a batch (a meta column added later): treat it as all null.
 
+``partials_in_database(conn, sub, plan) -> Iterable[(bucket, Partial, rows, min_ts, max_ts)] | None``
+    Optional, for backfill: the partial of every hour bucket computed by the database itself
+    (an aggregate query instead of reading every row back; ``bucket`` is ``datetime64[h]``,
+    the timestamps ``datetime64[us]``). ``None`` (or no such method) means "read the rows and
+    ``build``". Fairness groups counts with one ``GROUP BY`` on PostgreSQL.
+
 ``empty(plan) -> Partial``
     The identity of ``merge`` (a window with no rows).
 

@@ -117,6 +117,14 @@ class FairnessMonitor(Monitor):
     def build(self, plan: FairnessSpec, batch: RecordBatch) -> FairnessCounts:
         return count_batch(batch, plan)
 
+    def partials_in_database(self, conn: Any, sub: Subscription, plan: FairnessSpec) -> Any:
+        """Backfill on PostgreSQL: every hour bucket's counts from one ``GROUP BY``."""
+        from scrutiny.monitors.fairness import sql
+
+        if conn.dialect.name != "postgresql" or not sql.records.exists(conn, sub.layout.payload_table):
+            return None
+        return sql.bucket_counts(conn, sql.record_table(sub), plan)
+
     def empty(self, plan: FairnessSpec) -> FairnessCounts:
         return FairnessCounts()
 

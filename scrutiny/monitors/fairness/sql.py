@@ -217,3 +217,48 @@ def weighted(
     flat = (row_codes + 1) * nc + (col_codes + 1)
     counts = np.bincount(flat, weights=weights, minlength=nr * nc).reshape(nr, nc)
     return Crosstab([None, *row_keys], [None, *col_keys], np.rint(counts).astype(np.int64)).compact()
+
+
+def bucket_counts(
+    conn: sa.Connection, t: sa.Table, spec: FairnessSpec
+) -> list[tuple[np.datetime64, FairnessCounts, int, np.datetime64, np.datetime64]] | None:
+    """Per hour bucket (UTC), the counts of every stored row, grouped by PostgreSQL in one query
+    (the monitor framework's backfill). ``None`` on other databases: reading the rows back and
+    counting them in NumPy is faster there than their sorting ``GROUP BY``."""
+    if conn.dialect.name != "postgresql":
+        return None
+    ts = t.c[SCORING_TIMESTAMP]
+    hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", ts)).label("b")
+    keys = [attribute_key(t, a, "postgresql") for a in spec.attributes] + [outcome_key(t, spec.outcome)]
+    exprs = [k.expression.label(f"k{i}") for i, k in enumerate(keys)]
+    epoch_us = sa.cast(sa.func.extract("epoch", ts) * 1_000_000, sa.BigInteger)
+    q = (
+        sa.select(hour, *exprs, sa.func.count(), sa.func.min(epoch_us), sa.func.max(epoch_us))
+        .select_from(t)
+        .group_by(hour, *exprs)
+        .order_by(hour)
+    )
+    rows = conn.execute(q).all()
+    if not rows:
+        return []
+    cols = list(zip(*rows, strict=True))
+    k = len(keys)
+    buckets = np.array([b.replace(tzinfo=None) for b in cols[0]], dtype="datetime64[h]")
+    weights = np.asarray(cols[k + 1], dtype=np.int64)
+    lo = np.asarray(cols[k + 2], dtype=np.int64).astype("datetime64[us]")
+    hi = np.asarray(cols[k + 3], dtype=np.int64).astype("datetime64[us]")
+    key_cols = [_objects(c) for c in cols[1 : k + 1]]
+    cuts = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
+    out = []
+    prints = spec.fingerprints()
+    for s, e in zip([0, *cuts.tolist()], [*cuts.tolist(), len(buckets)], strict=True):
+        w = weights[s:e]
+        out_codes, out_keys = factorize(key_cols[-1][s:e])
+        attributes = {}
+        for i, attr in enumerate(spec.attributes):
+            a_codes, a_keys = factorize(key_cols[i][s:e])
+            attributes[attr.name] = weighted(a_codes, a_keys, out_codes, out_keys, w)
+        first, last = lo[s:e].min(), hi[s:e].max()
+        n = int(w.sum())
+        out.append((buckets[s], FairnessCounts(n, attributes, prints, first, last), n, first, last))
+    return out
