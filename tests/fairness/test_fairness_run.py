@@ -296,3 +296,54 @@ def test_feedback_metrics_match_aif360(service, sub, applicants: pd.DataFrame) -
         expected = float(getattr(aif, name)())
         assert fb[name] == pytest.approx(expected, abs=TOL), name
         assert m["values"][f"{name}.Sex"] == pytest.approx(expected, abs=TOL), name
+
+
+def test_openscale_v2_instance_configuration_and_clear_errors(service, sub, applicants: pd.DataFrame) -> None:  # type: ignore[no-untyped-def]
+    from scrutiny.errors import InvalidInput
+
+    body = {
+        "data_mart_id": "dm",
+        "monitor_definition_id": "fairness",
+        "parameters": {
+            "features": [
+                {"feature": "Sex", "majority": ["male"], "minority": ["female"]},
+                {"feature": "Age", "majority": [[26, 75]], "minority": [[19, 25]]},
+            ],
+            "favourable_class": ["No Risk"],
+            "unfavourable_class": ["Risk"],
+            "min_records": 100,
+        },
+        "thresholds": [
+            {
+                "metric_id": "fairness_value",
+                "type": "lower_limit",
+                "value": 90,
+                "specific_values": [{"applies_to": [{"type": "tag", "key": "feature", "value": "Age"}], "value": 70}],
+            }
+        ],
+    }
+    view = service.monitors.configure(sub.id, "fairness", body)
+    limits = {t["metric"]: t["value"] for t in view["thresholds"]}
+    assert limits == {"fairness_value": 0.9, "fairness_value.Age": 0.7}
+    assert view["config"]["min_records"] == 100 and view["enabled"]
+    log_frame(service, sub, applicants.iloc[:200])
+    m = service.monitors.run(sub.id, "fairness", now=NOW)
+    applied = {t["metric"]: t["value"] for t in m["thresholds"]}
+    assert applied["fairness_value.Sex"] == 0.9 and applied["fairness_value.Age"] == 0.7
+    # bad configurations are refused with the field named, and change nothing
+    for bad, field in (
+        ({**CONFIG, "features": [{"feature": "Gender", "minority": ["f"]}]}, "features[0].feature"),
+        ({**CONFIG, "features": [{"feature": "Sex", "minority": ["female"], "majority": ["female"]}]}, "features[0]"),
+        (
+            {**CONFIG, "thresholds": [{"metric": "fairness_value", "type": "lower_limit", "value": 250}]},
+            "thresholds[0].value",
+        ),
+        (
+            {**CONFIG, "thresholds": [{"metric": "fairness_value", "type": "upper_limit", "value": 0.9}]},
+            "thresholds[0].type",
+        ),
+    ):
+        with pytest.raises(InvalidInput) as err:
+            service.monitors.configure(sub.id, "fairness", bad)
+        assert err.value.context.get("field") == field, err.value.message
+    assert service.monitors.get(sub.id, "fairness")["thresholds"] == view["thresholds"]

@@ -228,10 +228,10 @@ def bucket_counts(
     if conn.dialect.name != "postgresql":
         return None
     ts = t.c[SCORING_TIMESTAMP]
-    hour = sa.func.date_trunc("hour", sa.func.timezone("UTC", ts)).label("b")
+    epoch_us = sa.cast(sa.func.extract("epoch", ts) * 1_000_000, sa.BigInteger)
+    hour = sa.cast(sa.func.floor(sa.func.extract("epoch", ts) / 3600), sa.BigInteger).label("b")  # UTC hours
     keys = [attribute_key(t, a, "postgresql") for a in spec.attributes] + [outcome_key(t, spec.outcome)]
     exprs = [k.expression.label(f"k{i}") for i, k in enumerate(keys)]
-    epoch_us = sa.cast(sa.func.extract("epoch", ts) * 1_000_000, sa.BigInteger)
     q = (
         sa.select(hour, *exprs, sa.func.count(), sa.func.min(epoch_us), sa.func.max(epoch_us))
         .select_from(t)
@@ -243,22 +243,23 @@ def bucket_counts(
         return []
     cols = list(zip(*rows, strict=True))
     k = len(keys)
-    buckets = np.array([b.replace(tzinfo=None) for b in cols[0]], dtype="datetime64[h]")
+    hours = np.asarray(cols[0], dtype=np.int64)
     weights = np.asarray(cols[k + 1], dtype=np.int64)
     lo = np.asarray(cols[k + 2], dtype=np.int64).astype("datetime64[us]")
     hi = np.asarray(cols[k + 3], dtype=np.int64).astype("datetime64[us]")
-    key_cols = [_objects(c) for c in cols[1 : k + 1]]
-    cuts = np.flatnonzero(buckets[1:] != buckets[:-1]) + 1
+    coded = [factorize(_objects(c)) for c in cols[1 : k + 1]]  # once for all buckets
+    out_codes, out_keys = coded[-1]
+    cuts = np.flatnonzero(hours[1:] != hours[:-1]) + 1
     out = []
     prints = spec.fingerprints()
-    for s, e in zip([0, *cuts.tolist()], [*cuts.tolist(), len(buckets)], strict=True):
+    for s, e in zip([0, *cuts.tolist()], [*cuts.tolist(), len(hours)], strict=True):
         w = weights[s:e]
-        out_codes, out_keys = factorize(key_cols[-1][s:e])
-        attributes = {}
-        for i, attr in enumerate(spec.attributes):
-            a_codes, a_keys = factorize(key_cols[i][s:e])
-            attributes[attr.name] = weighted(a_codes, a_keys, out_codes, out_keys, w)
+        attributes = {
+            attr.name: weighted(coded[i][0][s:e], coded[i][1], out_codes[s:e], out_keys, w)
+            for i, attr in enumerate(spec.attributes)
+        }
         first, last = lo[s:e].min(), hi[s:e].max()
         n = int(w.sum())
-        out.append((buckets[s], FairnessCounts(n, attributes, prints, first, last), n, first, last))
+        bucket = np.datetime64(int(hours[s]), "h")
+        out.append((bucket, FairnessCounts(n, attributes, prints, first, last), n, first, last))
     return out
