@@ -221,7 +221,7 @@ def weighted(
 
 def bucket_counts(
     conn: sa.Connection, t: sa.Table, spec: FairnessSpec
-) -> list[tuple[np.datetime64, FairnessCounts, int, np.datetime64, np.datetime64]] | None:
+) -> list[tuple[Any, FairnessCounts, int, Any, Any]] | None:
     """Per hour bucket (UTC), the counts of every stored row, grouped by PostgreSQL in one query
     (the monitor framework's backfill). ``None`` on other databases: reading the rows back and
     counting them in NumPy is faster there than their sorting ``GROUP BY``."""
