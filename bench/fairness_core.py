@@ -253,11 +253,11 @@ def main() -> None:
     # a run over stored partials: 100 time buckets of the same rows, merged, then evaluated
     bounds = np.linspace(0, args.rows, 101).astype(int)
     parts = [count_columns({k: v[a:b] for k, v in cols.items()}, s, int(b - a)) for a, b in itertools.pairwise(bounds)]
-    parts = [FairnessCounts.from_dict(json.loads(json.dumps(p.to_dict()))) for p in parts]  # as stored
+    parts = [FairnessCounts.from_bytes(p.to_bytes()) for p in parts]  # as stored in monitor_partials
     seconds, value = best(lambda: merged_run(parts, s), args.repeat)
     out["timings_seconds"]["scrutiny_merge_100_buckets_and_evaluate"] = round(seconds, 4)
     out["fairness_value"]["scrutiny_merge_100_buckets_and_evaluate"] = value
-    out["partial_bytes_per_bucket"] = int(np.mean([len(json.dumps(p.to_dict())) for p in parts]))
+    out["partial_bytes_per_bucket"] = int(np.mean([len(p.to_bytes()) for p in parts]))
 
     if not args.no_db:
         out["database"] = []

@@ -63,14 +63,6 @@ class FairnessCounts:
             self.last,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "first": None if self.first is None else str(self.first),
-            "last": None if self.last is None else str(self.last),
-            "attributes": {k: {"fingerprint": self.fingerprints[k], **v.to_dict()} for k, v in self.attributes.items()},
-        }
-
     def to_bytes(self) -> bytes:
         """Compact bytes for ``monitor_partials`` (counts as int64 arrays, keys as JSON)."""
         from scrutiny.monitors.partials import pack
@@ -101,17 +93,6 @@ class FairnessCounts:
         first = None if d["first"] is None else np.datetime64(d["first"], "us")
         last = None if d["last"] is None else np.datetime64(d["last"], "us")
         return cls(int(d["rows"]), attributes, dict(d["fingerprints"]), first, last)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> FairnessCounts:
-        attrs = d.get("attributes") or {}
-        return cls(
-            rows=int(d.get("rows") or 0),
-            attributes={k: Crosstab.from_dict(v) for k, v in attrs.items()},
-            fingerprints={k: v["fingerprint"] for k, v in attrs.items()},
-            first=None if d.get("first") is None else np.datetime64(d["first"], "us"),
-            last=None if d.get("last") is None else np.datetime64(d["last"], "us"),
-        )
 
 
 def _min(a: np.datetime64 | None, b: np.datetime64 | None) -> np.datetime64 | None:

@@ -105,23 +105,6 @@ class Crosstab:
             out[np.ix_(ri, ci)] += part.counts
         return Crosstab(rows, cols, out)
 
-    def map_rows(self, mapping: dict[Any, Any]) -> Crosstab:
-        """Relabel attribute keys (several keys may land on one)."""
-        merged = Crosstab.empty()
-        for key, row in zip(self.rows, self.counts, strict=True):
-            merged = merged.merge(Crosstab([mapping.get(key, key)], list(self.cols), row[None, :].copy()))
-        return merged
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rows": list(self.rows), "cols": list(self.cols), "counts": self.counts.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Crosstab:
-        rows = [canonical(k) for k in d.get("rows") or []]
-        cols = [canonical(k) for k in d.get("cols") or []]
-        counts = np.asarray(d.get("counts") or [], dtype=np.int64).reshape(len(rows), len(cols))
-        return cls(rows, cols, counts)
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Crosstab):
             return NotImplemented

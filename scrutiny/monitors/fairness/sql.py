@@ -48,27 +48,11 @@ def record_table(sub: Subscription, kind: str = PAYLOAD) -> sa.Table:
     return records.table(table_name(sub.layout, kind), records.spec(table_columns(sub.layout, kind)))
 
 
-def _float(col: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    return sa.cast(col, sa.Double())
-
-
-def attribute_expression(t: sa.Table, attr: AttributeSpec) -> sa.ColumnElement[Any]:
-    col = t.c[attr.name]
-    if attr.categorical:
-        return col
-    inner = [float(e) for e in attr.edges[1:-1]] if attr.edges else []
-    if not inner:
-        return sa.case((col.is_(None), sa.null()), else_=sa.literal(0))
-    whens: list[tuple[Any, Any]] = [(col.is_(None), sa.null())]
-    whens += [(col < sa.bindparam(None, e, type_=sa.Double()), sa.literal(i)) for i, e in enumerate(inner)]
-    return sa.case(*whens, else_=sa.literal(len(inner)))
-
-
 def outcome_expression(t: sa.Table, outcome: OutcomeSpec) -> sa.ColumnElement[Any]:
     col = t.c[outcome.column]
     if not outcome.regression:
         return col
-    x = _float(col)
+    x: sa.ColumnElement[float] = sa.cast(col, sa.Double())
 
     def inside(ranges: list[Any]) -> sa.ColumnElement[bool]:
         return sa.or_(
@@ -116,7 +100,7 @@ def attribute_key(t: sa.Table, attr: AttributeSpec, dialect: str) -> Key:
         )
         expr = sa.case((col.is_(None), sa.null()), else_=sa.func.width_bucket(sa.cast(col, sa.Double()), inner))
         return Key(attr.name, expr, code)
-    return Key(attr.name, attribute_expression(t, attr), code)
+    return Key(attr.name, col, code)  # streamed raw and binned in NumPy
 
 
 def outcome_key(t: sa.Table, outcome: OutcomeSpec) -> Key:
