@@ -25,6 +25,7 @@ from scrutiny.errors import InvalidInput
 
 _BUILTIN: dict[str, str] = {
     "custom": "scrutiny.engines.custom:CustomEngine",
+    "sagemaker": "scrutiny.engines.sagemaker:SageMakerEngine",
 }
 # OpenScale service_type names accepted as aliases (contract §1.2).
 _ALIASES: dict[str, str] = {
