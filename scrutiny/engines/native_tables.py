@@ -13,11 +13,13 @@ the engine and the deployment.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from scrutiny.common import ScoringResponse
+from scrutiny.common import ScoringRequest, ScoringResponse
 from scrutiny.engines.base import ModelContext
+from scrutiny.errors import InvalidInput
 
 
 class NativeShapeError(ValueError):
@@ -26,6 +28,17 @@ class NativeShapeError(ValueError):
 
 class NativeDecodeError(ValueError):
     """The body cannot be decoded at all (not JSON, not CSV, an HTML error page...)."""
+
+
+def ordered_rows(request: ScoringRequest, feature_fields: Sequence[str] | None) -> tuple[list[str], list[list[Any]]]:
+    """Rows in the model's feature order (CSV and ``features`` are positional)."""
+    if not feature_fields or list(feature_fields) == request.fields:
+        return request.fields, request.values
+    missing = [f for f in feature_fields if f not in request.fields]
+    if missing:
+        raise InvalidInput("missing scoring field", field=missing[0])
+    index = [request.fields.index(f) for f in feature_fields]
+    return list(feature_fields), [[row[i] for i in index] for row in request.values]
 
 
 def _is_number(v: Any) -> bool:
@@ -132,15 +145,21 @@ def rename_roles(
 
 
 def keep_outputs(
-    response: ScoringResponse, feature_fields: Sequence[str] | None, output_prefix: str = ""
+    response: ScoringResponse,
+    feature_fields: Sequence[str] | None,
+    *,
+    output_prefix: str = "",
+    also: Sequence[str] = (),
 ) -> ScoringResponse:
-    """Drop echoed inputs: the subscription's features, or, when those are unknown, every column
-    without ``output_prefix`` (``"Scored "`` for Azure Studio) if any column has it."""
-    if feature_fields:
+    """Output columns only. Engines that name every output with a prefix (Azure Studio's
+    ``"Scored "``) keep those and the columns named in ``also``; others drop the subscription's
+    features (echoed inputs)."""
+    if output_prefix and any(f.startswith(output_prefix) for f in response.fields):
+        wanted = set(also)
+        keep = [i for i, f in enumerate(response.fields) if f.startswith(output_prefix) or f in wanted]
+    elif feature_fields:
         drop = set(feature_fields)
         keep = [i for i, f in enumerate(response.fields) if f not in drop]
-    elif output_prefix and any(f.startswith(output_prefix) for f in response.fields):
-        keep = [i for i, f in enumerate(response.fields) if f.startswith(output_prefix)]
     else:
         return response
     if len(keep) == len(response.fields):
@@ -151,6 +170,35 @@ def keep_outputs(
         response.labels,
         response.extra,
     )
+
+
+# Azure Studio (classic and new): 'Scored Probabilities for Class "X"'; Designer: 'Scored Probabilities_X'.
+CLASS_COLUMN = re.compile(r'^Scored Probabilities(?: for Class "(?P<quoted>.*)"|_(?P<suffixed>.+))$')
+
+
+def assemble_class_columns(response: ScoringResponse, labels: Sequence[Any] | None, target: str) -> ScoringResponse:
+    """One probability column per class -> one vector column ``target``, in the subscription's
+    label order (the class is read from each column's name, never from its position)."""
+    found: dict[str, int] = {}
+    for i, name in enumerate(response.fields):
+        m = CLASS_COLUMN.match(name)
+        if m:
+            found[m.group("quoted") if m.group("quoted") is not None else m.group("suffixed")] = i
+    if not found:
+        return response
+    order = [str(v) for v in labels] if labels else sorted(found)
+    missing = [c for c in order if c not in found]
+    if missing:
+        raise NativeShapeError(f"no probability column for class {missing[0]!r} (the response has {sorted(found)})")
+    unknown = sorted(set(found) - set(order))
+    if unknown:
+        raise NativeShapeError(f"the response has a probability for class {unknown[0]!r}, not among the labels {order}")
+    index = [found[c] for c in order]
+    drop = set(found.values())
+    keep = [i for i in range(len(response.fields)) if i not in drop]
+    fields = [response.fields[i] for i in keep] + [target]
+    values = [[row[i] for i in keep] + [[to_float(row[j]) for j in index]] for row in response.values]
+    return ScoringResponse(fields, values, list(labels) if labels else order, response.extra)
 
 
 def map_column(response: ScoringResponse, name: str, fn: Any) -> None:
@@ -243,8 +291,10 @@ def type_value(text: str, kind: str | None) -> Any:
 
 
 __all__ = [
+    "CLASS_COLUMN",
     "NativeDecodeError",
     "NativeShapeError",
+    "assemble_class_columns",
     "cast_by_type",
     "cast_to_labels",
     "from_columns",
@@ -253,6 +303,7 @@ __all__ = [
     "index_to_label",
     "keep_outputs",
     "map_column",
+    "ordered_rows",
     "rename_roles",
     "scalars_are_scores",
     "to_float",

@@ -22,7 +22,14 @@ import orjson
 
 from scrutiny.common import ScoringRequest, ScoringResponse
 from scrutiny.engines.base import ModelContext
-from scrutiny.engines.native_tables import NativeDecodeError, NativeShapeError, from_list, from_records, type_value
+from scrutiny.engines.native_tables import (
+    NativeDecodeError,
+    NativeShapeError,
+    from_list,
+    from_records,
+    ordered_rows,
+    type_value,
+)
 from scrutiny.errors import InvalidInput
 
 CSV = "text/csv"
@@ -75,17 +82,6 @@ class Codec:
 
 
 # -- requests: common -> native ----------------------------------------------------------------
-
-
-def ordered_rows(request: ScoringRequest, feature_fields: Sequence[str] | None) -> tuple[list[str], list[list[Any]]]:
-    """Rows in the model's feature order (CSV and ``features`` are positional)."""
-    if not feature_fields or list(feature_fields) == request.fields:
-        return request.fields, request.values
-    missing = [f for f in feature_fields if f not in request.fields]
-    if missing:
-        raise InvalidInput("missing scoring field", field=missing[0])
-    index = [request.fields.index(f) for f in feature_fields]
-    return list(feature_fields), [[row[i] for i in index] for row in request.values]
 
 
 def _csv_text(rows: Sequence[Sequence[Any]]) -> str:

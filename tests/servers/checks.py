@@ -33,7 +33,7 @@ def context_for(model: ServedModel, **kw: Any) -> ModelContext:
     regression = model.problem_type == "regression"
     return ModelContext(
         feature_fields=list(model.features),
-        labels=None if regression else model.classes,
+        labels=kw.pop("labels", None if regression else model.classes),
         problem_type=model.problem_type,
         prediction_field=kw.pop("prediction_field", "prediction"),
         probability_fields=kw.pop("probability_fields", [] if regression else ["probability"]),

@@ -1,7 +1,7 @@
 """Contract fixtures: recorded request/response pairs from the engines' documented formats.
 
-``skeleton`` reduces a JSON document to its shape (keys, nesting, scalar types) so a fake
-server's answer can be compared with the documented one without comparing model numbers.
+``differences`` compares a JSON document's shape (keys, nesting, scalar types) with a documented
+example, so a fake server's answer can be checked without comparing model numbers.
 """
 
 from __future__ import annotations
@@ -18,26 +18,6 @@ def load(*parts: str) -> Any:
     return orjson.loads((FIXTURES.joinpath(*parts)).read_bytes())
 
 
-def skeleton(value: Any) -> Any:
-    """The shape of a JSON value: dict keys kept, lists reduced to the set of their items' shapes."""
-    if isinstance(value, dict):
-        return {k: skeleton(v) for k, v in sorted(value.items())}
-    if isinstance(value, list):
-        shapes: list[Any] = []
-        for item in value:
-            s = skeleton(item)
-            if s not in shapes:
-                shapes.append(s)
-        return ["list", *shapes]
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if value is None:
-        return "null"
-    return "string"
-
-
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "boolean"
@@ -50,12 +30,21 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+# Objects whose keys are data (deployment names in a traffic split), not fixed field names.
+MAPS = frozenset({"traffic", "tags", "Environment"})
+
+
 def differences(actual: Any, documented: Any, path: str = "$") -> list[str]:
     """Where ``actual`` departs from a documented example: a key missing, or a value of another
     type (every list item is checked against the example's first item). Extra keys are allowed."""
     if isinstance(documented, dict):
         if not isinstance(actual, dict):
             return [f"{path}: expected an object, got {_kind(actual)}"]
+        if path.rsplit(".", 1)[-1] in MAPS:
+            example = next(iter(documented.values()), None)
+            if example is None:
+                return []
+            return [d for k, v in actual.items() for d in differences(v, example, f"{path}.{k}")]
         out: list[str] = []
         for key, value in documented.items():
             if key not in actual:

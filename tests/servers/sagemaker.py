@@ -78,7 +78,7 @@ class SageMakerState:
     keys: dict[str, tuple[str, str | None]] = field(default_factory=lambda: {ACCESS_KEY: (SECRET_KEY, None)})
     page_size: int = 3  # ListEndpoints returns fewer than MaxResults, so clients must follow NextToken
     role_seconds: int = 3600
-    slow_seconds: float = 3.0
+    slow_seconds: float = 1.5
     invocations: list[dict[str, Any]] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
 
