@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -445,7 +446,7 @@ def test_decode_request_names_a_bad_csv_row(engine: SageMakerEngine) -> None:
 def test_assumed_role_keys_are_used_and_renewed_before_they_expire(
     sm_servers: tuple[str, str], sm_state: SageMakerState
 ) -> None:
-    sm_state.role_seconds = 302  # renewed 300 s before expiry: after about 2 s
+    sm_state.role_seconds = 304  # renewed 300 s before expiry: 3 to 4 s from now (Expiration has whole seconds)
     try:
         e = make_engine(sm_servers, role=ROLE_ARN, sts_endpoint_url=sm_servers[0])
         before = sm_state.calls.get("AssumeRole", 0)
@@ -453,7 +454,8 @@ def test_assumed_role_keys_are_used_and_renewed_before_they_expire(
         model = served_models()["credit-risk"]
         e.score(dep("credit-risk"), rows_for(model, 2), context_for(model))
         assert sm_state.calls["AssumeRole"] - before == 1
-        time.sleep(2.2)
+        assert e._expires is not None
+        time.sleep(max(0.0, e._expires - time.monotonic()) + 0.1)
         e.score(dep("credit-risk"), rows_for(model, 2), context_for(model))
         assert sm_state.calls["AssumeRole"] - before == 2
     finally:
@@ -461,3 +463,37 @@ def test_assumed_role_keys_are_used_and_renewed_before_they_expire(
     refused = make_engine(sm_servers, role="arn:aws:iam::123456789012:role/other", sts_endpoint_url=sm_servers[0])
     with pytest.raises(EngineAuthError, match="assume the role"):
         refused.list_deployments()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "json_format"),
+    [
+        ("text/csv", "features"),
+        ("application/json", "features"),
+        ("application/json", "records"),
+        ("application/json", "instances"),
+        ("application/jsonlines", "features"),
+    ],
+)
+def test_every_cut_body_is_exactly_the_encoding_of_its_rows(content_type: str, json_format: str) -> None:
+    """Cutting never splits a row, drops one or reorders them, with quoting and non-ASCII text."""
+    from scrutiny.engines import sagemaker_codec as codec
+
+    c = codec.Codec(content_type=content_type, json_format=json_format, max_payload_bytes=3000)
+    fields = ["id", "text", "amount"]
+    rows = [[i, f'say "hi", {i}\nbye' if i % 7 == 0 else "é" * (i % 5), 1.5 * i] for i in range(1500)]
+    spans = []
+    for start, stop, body in codec.batches(c, fields, rows, max_rows=10_000):
+        assert len(body) <= 3000
+        assert body == codec.encode(c, fields, rows[start:stop])
+        spans.append((start, stop))
+    assert len(spans) > 5 and spans[0][0] == 0 and spans[-1][1] == len(rows)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    if content_type == "text/csv":  # and the quoted CSV reads back to the same rows
+        import csv as csv_mod
+        import io
+
+        back = [
+            r for _, _, b in codec.batches(c, fields, rows, 10_000) for r in csv_mod.reader(io.StringIO(b.decode()))
+        ]
+        assert [r[1] for r in back] == [str(r[1]) for r in rows]

@@ -30,16 +30,17 @@ from scrutiny.engines.azure_auth import AzureHttpEngine, unique_ids
 from scrutiny.engines.base import Deployment, ModelContext, NativeRequest, NativeResponse
 from scrutiny.engines.errors import EngineAuthError, EngineBadResponse, EngineResponseShape
 from scrutiny.engines.native_tables import (
+    Columns,
     NativeShapeError,
+    as_labels,
     assemble_class_columns,
-    cast_to_labels,
     from_columns,
     from_list,
     from_records,
     keep_outputs,
-    map_column,
     ordered_rows,
     rename_roles,
+    to_response,
 )
 from scrutiny.errors import InvalidInput, NotFound
 
@@ -213,14 +214,14 @@ class AzureServiceEngine(AzureHttpEngine):
             )
         if isinstance(data, dict) and isinstance(data.get("input"), list):
             try:
-                t = from_records(data["input"], "input")
+                t = to_response(from_records(data["input"], "input"))
             except NativeShapeError as exc:
                 raise InvalidInput(str(exc), field="input") from None
             return ScoringRequest(t.fields, t.values)
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             rows = data["data"]
             if rows and all(isinstance(r, dict) for r in rows):
-                t = from_records(rows, "data")
+                t = to_response(from_records(rows, "data"))
                 return ScoringRequest(t.fields, t.values)
             fields = list(context.feature_fields or [])
             if not fields:
@@ -245,18 +246,19 @@ class AzureServiceEngine(AzureHttpEngine):
         table = keep_outputs(table, context.feature_fields)
         if context.problem_type != "regression":
             for name in PREDICTIONS:
-                map_column(table, name, cast_to_labels(context.labels))
+                if name in table:
+                    table[name] = as_labels(table[name], context.labels)
             probs = context.probability_fields
             target = probs[0] if len(probs) == 1 else PROBABILITIES[0]
-            if target not in table.fields and PROBABILITIES[0] not in table.fields:
+            if target not in table and PROBABILITIES[0] not in table:
                 try:
                     table = assemble_class_columns(table, context.labels, target)
                 except NativeShapeError as exc:
                     raise self.error(EngineResponseShape, str(exc), deployment, body=native.body) from None
-        return rename_roles(table, context, predictions=PREDICTIONS, probabilities=PROBABILITIES)
+        return to_response(rename_roles(table, context, predictions=PREDICTIONS, probabilities=PROBABILITIES))
 
     @staticmethod
-    def _table(data: Any, context: ModelContext) -> ScoringResponse:
+    def _table(data: Any, context: ModelContext) -> Columns:
         if isinstance(data, dict):
             for key in _WRAPPERS:
                 inner = decode_json_string(data.get(key)) if key in data else None

@@ -30,15 +30,18 @@ from scrutiny.engines.azure_auth import AzureHttpEngine, resource_group, unique_
 from scrutiny.engines.base import Deployment, ModelContext, NativeRequest, NativeResponse
 from scrutiny.engines.errors import EngineAuthError, EngineResponseShape
 from scrutiny.engines.native_tables import (
+    Columns,
     NativeShapeError,
+    as_labels,
     assemble_class_columns,
-    cast_by_type,
-    cast_to_labels,
+    caster,
+    floats,
     from_records,
-    keep_outputs,
-    map_column,
+    from_rows,
+    output_names,
+    record_fields,
     rename_roles,
-    to_float,
+    to_response,
 )
 from scrutiny.errors import InvalidInput, NotFound
 
@@ -176,9 +179,10 @@ class AzureStudioEngine(AzureHttpEngine):
             return ScoringRequest(list(table["ColumnNames"]), [list(r) for r in table.get("Values") or []])
         if isinstance(table, list):
             try:
-                t = from_records(table, f"Inputs.{name}")
+                cols = from_records(table, f"Inputs.{name}")
             except NativeShapeError as exc:
                 raise InvalidInput(str(exc), field=f"Inputs.{name}") from None
+            t = to_response(cols)
             return ScoringRequest(t.fields, t.values)
         raise InvalidInput(f"Inputs.{name} is neither a list of records nor ColumnNames/Values", field=f"Inputs.{name}")
 
@@ -188,13 +192,13 @@ class AzureStudioEngine(AzureHttpEngine):
         _, options = self._format(deployment, context)
         data = self.json(native, deployment)
         try:
-            table, types = self._output_table(data, options)
-            return self._outputs(table, types, context)
+            return to_response(self._outputs(data, options, context))
         except NativeShapeError as exc:
             raise self.error(EngineResponseShape, str(exc), deployment, body=native.body) from None
 
     @staticmethod
-    def _output_table(data: Any, options: dict[str, Any]) -> tuple[ScoringResponse, dict[str, str]]:
+    def _outputs(data: Any, options: dict[str, Any], context: ModelContext) -> Columns:
+        """The output table's output columns (echoed inputs dropped), cast and named."""
         results = data.get("Results") if isinstance(data, dict) else None
         if not isinstance(results, dict) or not results:
             raise NativeShapeError("response has no 'Results' object")
@@ -202,39 +206,42 @@ class AzureStudioEngine(AzureHttpEngine):
         if name is not None and name not in results:
             raise NativeShapeError(f"response has no output {name!r} (outputs: {sorted(results)})")
         out = results[name] if name is not None else next(iter(results.values()))
-        schema = dict(options.get("output_schema") or {})
-        if isinstance(out, list):  # new web services and Designer: a list of records
-            return from_records(out, "Results"), schema
-        value = out.get("value") if isinstance(out, dict) else None
-        if isinstance(value, dict) and isinstance(value.get("ColumnNames"), list):  # classic
-            cols = [str(c) for c in value["ColumnNames"]]
-            rows = value.get("Values") or []
-            if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != len(cols) for r in rows):
-                raise NativeShapeError("classic output rows do not match its ColumnNames")
-            types = value.get("ColumnTypes") or []
-            if isinstance(types, list) and len(types) == len(cols):
-                schema = {**dict(zip(cols, (str(t) for t in types), strict=True)), **schema}
-            return ScoringResponse(cols, [list(r) for r in rows]), schema
-        raise NativeShapeError("the output is neither a list of records nor a classic table")
-
-    @staticmethod
-    def _outputs(table: ScoringResponse, types: dict[str, str], context: ModelContext) -> ScoringResponse:
+        types = dict(options.get("output_schema") or {})
         named = [context.prediction_field, *context.probability_fields]
-        table = keep_outputs(table, context.feature_fields, output_prefix="Scored ", also=named)
-        for col, type_name in types.items():
-            cast = cast_by_type(type_name)
+        if isinstance(out, list):  # new web services and Designer: a list of records
+            keep = output_names(
+                record_fields(out, "Results"), context.feature_fields, output_prefix="Scored ", also=named
+            )
+            columns = from_records(out, "Results", only=keep)
+        else:
+            value = out.get("value") if isinstance(out, dict) else None
+            if not isinstance(value, dict) or not isinstance(value.get("ColumnNames"), list):
+                raise NativeShapeError("the output is neither a list of records nor a classic table")
+            fields = [str(c) for c in value["ColumnNames"]]
+            rows = value.get("Values") or []
+            if not isinstance(rows, list) or any(not isinstance(r, list) or len(r) != len(fields) for r in rows):
+                raise NativeShapeError("classic output rows do not match its ColumnNames")
+            declared = value.get("ColumnTypes") or []
+            if isinstance(declared, list) and len(declared) == len(fields):
+                types = {**dict(zip(fields, (str(t) for t in declared), strict=True)), **types}
+            keep = output_names(fields, context.feature_fields, output_prefix="Scored ", also=named)
+            columns = from_rows(fields, rows, only=keep)
+        for col in columns:  # Studio answers strings: cast by the declared output types
+            cast = caster(types[col]) if col in types else None
             if cast is not None:
-                map_column(table, col, cast)
+                columns[col] = cast(columns[col])
         regression = context.problem_type == "regression"
         for col in SCORED_LABELS:
-            map_column(table, col, to_float if regression else cast_to_labels(context.labels))
-        map_column(table, SCORED_PROBABILITIES, to_float)
+            if col in columns:
+                columns[col] = floats(columns[col]) if regression else as_labels(columns[col], context.labels)
+        if SCORED_PROBABILITIES in columns:
+            columns[SCORED_PROBABILITIES] = floats(columns[SCORED_PROBABILITIES])
         probs = context.probability_fields
-        if not regression and not (len(probs) > 1 and all(p in table.fields for p in probs)):
+        if not regression and not (len(probs) > 1 and all(p in columns for p in probs)):
             target = probs[0] if len(probs) == 1 else SCORED_PROBABILITIES
-            if target not in table.fields:
-                table = assemble_class_columns(table, context.labels, target)
-        return rename_roles(table, context, predictions=SCORED_LABELS, probabilities=(SCORED_PROBABILITIES,))
+            if target not in columns:
+                columns = assemble_class_columns(columns, context.labels, target)
+        return rename_roles(columns, context, predictions=SCORED_LABELS, probabilities=(SCORED_PROBABILITIES,))
 
 
 __all__ = ["AzureStudioEngine", "execute_url"]

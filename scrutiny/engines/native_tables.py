@@ -1,10 +1,11 @@
 """Native engine outputs -> output columns the subscription can read.
 
 Engines answer in many shapes: lists of records, dicts of columns, bare lists of labels or of
-probability vectors. Adapters turn each into a ``ScoringResponse`` here, then rename the
-engine's default output columns (SageMaker ``predicted_label``/``score``, Azure ``Scored
-Labels``/``Scored Probabilities``) to the names the subscription reads, when the subscription
-kept the generic defaults (engines.md §0: its own names first, then the engine's).
+probability vectors. Adapters turn each into ``Columns`` (name -> one list per column), where
+casts run a column at a time (NumPy where it can), then rename the engine's default output
+columns (SageMaker ``predicted_label``/``score``, Azure ``Scored Labels``/``Scored
+Probabilities``) to the names the subscription reads when it kept the generic defaults
+(engines.md §0: its own names first, then the engine's), and hand back a ``ScoringResponse``.
 
 Helpers raise ``NativeShapeError``; adapters re-raise it as an ``EngineResponseShape`` naming
 the engine and the deployment.
@@ -14,12 +15,16 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import numpy as np
 
 from scrutiny.common import ScoringRequest, ScoringResponse
 from scrutiny.engines.base import ModelContext
 from scrutiny.errors import InvalidInput
+
+Columns = dict[str, list[Any]]
 
 
 class NativeShapeError(ValueError):
@@ -31,7 +36,7 @@ class NativeDecodeError(ValueError):
 
 
 def ordered_rows(request: ScoringRequest, feature_fields: Sequence[str] | None) -> tuple[list[str], list[list[Any]]]:
-    """Rows in the model's feature order (CSV and ``features`` are positional)."""
+    """Rows in the model's feature order (CSV and positional JSON bodies depend on it)."""
     if not feature_fields or list(feature_fields) == request.fields:
         return request.fields, request.values
     missing = [f for f in feature_fields if f not in request.fields]
@@ -45,30 +50,47 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def from_records(records: Sequence[Any], what: str = "predictions") -> ScoringResponse:
-    """One row per record; columns are the union of keys in order of first sight (never by position)."""
-    fields: list[str] = []
-    seen: set[str] = set()
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            raise NativeShapeError(f"{what}[{i}] is not an object")
-        for k in rec:
-            if k not in seen:
-                seen.add(k)
-                fields.append(str(k))
-    return ScoringResponse(fields, [[rec.get(f) for f in fields] for rec in records])
+# -- native shapes -> columns -------------------------------------------------------------------
 
 
-def from_columns(columns: dict[str, Any], what: str = "response") -> ScoringResponse:
+def record_fields(records: Sequence[Any], what: str) -> list[str]:
+    """Keys of a list of records, in order of first sight (never by position)."""
+    if not all(type(r) is dict for r in records):
+        bad = next(i for i, r in enumerate(records) if not isinstance(r, dict))
+        raise NativeShapeError(f"{what}[{bad}] is not an object")
+    if not records:
+        return []
+    first = records[0].keys()
+    if all(r.keys() == first for r in records):
+        return [str(k) for k in first]
+    fields: dict[str, None] = {}
+    for rec in records:
+        fields.update(dict.fromkeys(rec))
+    return [str(k) for k in fields]
+
+
+def from_records(records: Sequence[Any], what: str = "predictions", only: Sequence[str] | None = None) -> Columns:
+    """One column per key (or per key in ``only``), one value per record."""
+    fields = record_fields(records, what)
+    if only is not None:
+        wanted = set(only)
+        fields = [f for f in fields if f in wanted]
+    return {f: [r.get(f) for r in records] for f in fields}
+
+
+def from_columns(columns: dict[str, Any], what: str = "response") -> Columns:
     """A dict of equally long columns (pandas ``orient="list"``)."""
-    fields = [str(k) for k in columns]
-    lists = list(columns.values())
-    if not all(isinstance(c, list) for c in lists):
+    if not all(isinstance(c, list) for c in columns.values()):
         raise NativeShapeError(f"{what} is an object whose values are not all lists")
-    lengths = {len(c) for c in lists}
+    lengths = {len(c) for c in columns.values()}
     if len(lengths) > 1:
         raise NativeShapeError(f"{what} has columns of different lengths {sorted(lengths)}")
-    return ScoringResponse(fields, [list(row) for row in zip(*lists, strict=True)])
+    return {str(k): list(v) for k, v in columns.items()}
+
+
+def from_rows(fields: Sequence[str], rows: Sequence[Sequence[Any]], only: Sequence[str] | None = None) -> Columns:
+    keep = [i for i, f in enumerate(fields) if only is None or f in set(only)]
+    return {str(fields[i]): [r[i] for r in rows] for i in keep}
 
 
 def scalars_are_scores(values: Sequence[Any], context: ModelContext, hint: str = "auto") -> bool:
@@ -83,8 +105,8 @@ def scalars_are_scores(values: Sequence[Any], context: ModelContext, hint: str =
         return False
     if not all(_is_number(v) for v in values):
         return False
-    whole = all(float(v).is_integer() for v in values)
-    return not whole and all(0.0 <= float(v) <= 1.0 for v in values)
+    arr = np.asarray(values, dtype=np.float64)
+    return bool(np.any(arr != np.floor(arr)) and np.all((arr >= 0.0) & (arr <= 1.0)))
 
 
 def from_list(
@@ -95,97 +117,90 @@ def from_list(
     probability: str,
     scalar_hint: str = "auto",
     what: str = "predictions",
-) -> ScoringResponse:
+) -> Columns:
     """A bare list, one item per row: records, labels (or numbers), or probability vectors."""
     if not items:
-        return ScoringResponse([prediction], [])
-    if all(isinstance(v, dict) for v in items):
+        return {prediction: []}
+    kinds = set(map(type, items))
+    if kinds == {dict}:
         return from_records(items, what)
-    if all(isinstance(v, list) for v in items):
+    if kinds == {list}:
         for i, v in enumerate(items):
             if not all(_is_number(x) for x in v):
                 raise NativeShapeError(f"{what}[{i}] is a list that is not all numbers")
         if context.problem_type == "regression":
             if all(len(v) == 1 for v in items):  # [[314.3], [1200.0]]: a column vector
-                return ScoringResponse([prediction], [[v[0]] for v in items])
+                return {prediction: [v[0] for v in items]}
             raise NativeShapeError(f"{what} holds vectors, but the model is a regression")
-        return ScoringResponse([probability], [[list(v)] for v in items])
-    for i, v in enumerate(items):
-        if isinstance(v, (list, dict)):
-            raise NativeShapeError(f"{what}[{i}] mixes {type(v).__name__}s with single values")
+        return {probability: [list(v) for v in items]}
+    if kinds & {list, dict}:
+        i = next(i for i, v in enumerate(items) if isinstance(v, (list, dict)))
+        raise NativeShapeError(f"{what}[{i}] mixes {type(items[i]).__name__}s with single values")
     name = probability if scalars_are_scores(items, context, scalar_hint) else prediction
-    return ScoringResponse([name], [[v] for v in items])
+    return {name: list(items)}
+
+
+def to_response(columns: Columns, labels: list[Any] | None = None) -> ScoringResponse:
+    """Columns -> the common format's row-major response."""
+    if not columns:
+        return ScoringResponse([], [], labels)
+    return ScoringResponse(list(columns), [list(r) for r in zip(*columns.values(), strict=True)], labels)
+
+
+# -- choosing and naming the outputs ------------------------------------------------------------
 
 
 def rename_roles(
-    response: ScoringResponse,
-    context: ModelContext,
-    *,
-    predictions: Sequence[str],
-    probabilities: Sequence[str] = (),
-) -> ScoringResponse:
+    columns: Columns, context: ModelContext, *, predictions: Sequence[str], probabilities: Sequence[str] = ()
+) -> Columns:
     """Rename the engine's default output columns to the subscription's names, where those are
     absent (engines.md §0: the subscription's names win; the engine defaults come next)."""
-    fields = list(response.fields)
+    names = {f: f for f in columns}
     target = context.prediction_field
-    if target not in fields:
-        for name in predictions:
-            if name in fields and name != target:
-                fields[fields.index(name)] = target
-                break
+    if target not in columns:
+        found = next((n for n in predictions if n in columns), None)
+        if found is not None:
+            names[found] = target
     probs = context.probability_fields
-    if context.problem_type != "regression" and len(probs) == 1 and probs[0] not in fields:
-        for name in probabilities:
-            if name in fields and name not in (probs[0], target):
-                fields[fields.index(name)] = probs[0]
-                break
-    if fields == response.fields:
-        return response
-    return ScoringResponse(fields, response.values, response.labels, response.extra)
+    if context.problem_type != "regression" and len(probs) == 1 and probs[0] not in columns:
+        found = next((n for n in probabilities if n in columns and names[n] == n and n != target), None)
+        if found is not None:
+            names[found] = probs[0]
+    return {names[f]: v for f, v in columns.items()}
 
 
-def keep_outputs(
-    response: ScoringResponse,
-    feature_fields: Sequence[str] | None,
-    *,
-    output_prefix: str = "",
-    also: Sequence[str] = (),
-) -> ScoringResponse:
+def output_names(
+    fields: Sequence[str], feature_fields: Sequence[str] | None, *, output_prefix: str = "", also: Sequence[str] = ()
+) -> list[str]:
     """Output columns only. Engines that name every output with a prefix (Azure Studio's
     ``"Scored "``) keep those and the columns named in ``also``; others drop the subscription's
     features (echoed inputs)."""
-    if output_prefix and any(f.startswith(output_prefix) for f in response.fields):
+    if output_prefix and any(f.startswith(output_prefix) for f in fields):
         wanted = set(also)
-        keep = [i for i, f in enumerate(response.fields) if f.startswith(output_prefix) or f in wanted]
-    elif feature_fields:
-        drop = set(feature_fields)
-        keep = [i for i, f in enumerate(response.fields) if f not in drop]
-    else:
-        return response
-    if len(keep) == len(response.fields):
-        return response
-    return ScoringResponse(
-        [response.fields[i] for i in keep],
-        [[row[i] for i in keep] for row in response.values],
-        response.labels,
-        response.extra,
-    )
+        return [f for f in fields if f.startswith(output_prefix) or f in wanted]
+    drop = set(feature_fields or ())
+    return [f for f in fields if f not in drop]
+
+
+def keep_outputs(columns: Columns, feature_fields: Sequence[str] | None, **kw: Any) -> Columns:
+    keep = output_names(list(columns), feature_fields, **kw)
+    return columns if len(keep) == len(columns) else {f: columns[f] for f in keep}
 
 
 # Azure Studio (classic and new): 'Scored Probabilities for Class "X"'; Designer: 'Scored Probabilities_X'.
 CLASS_COLUMN = re.compile(r'^Scored Probabilities(?: for Class "(?P<quoted>.*)"|_(?P<suffixed>.+))$')
 
 
-def assemble_class_columns(response: ScoringResponse, labels: Sequence[Any] | None, target: str) -> ScoringResponse:
+def assemble_class_columns(columns: Columns, labels: Sequence[Any] | None, target: str) -> Columns:
     """One probability column per class -> one vector column ``target``, in the subscription's
     label order (the class is read from each column's name, never from its position)."""
-    found: dict[str, int] = {}
-    for i, name in enumerate(response.fields):
+    found: dict[str, str] = {}
+    for name in columns:
         m = CLASS_COLUMN.match(name)
         if m:
-            found[m.group("quoted") if m.group("quoted") is not None else m.group("suffixed")] = i
+            found[m.group("quoted") if m.group("quoted") is not None else m.group("suffixed")] = name
     if not found:
-        return response
+        return columns
     order = [str(v) for v in labels] if labels else sorted(found)
     missing = [c for c in order if c not in found]
     if missing:
@@ -193,53 +208,17 @@ def assemble_class_columns(response: ScoringResponse, labels: Sequence[Any] | No
     unknown = sorted(set(found) - set(order))
     if unknown:
         raise NativeShapeError(f"the response has a probability for class {unknown[0]!r}, not among the labels {order}")
-    index = [found[c] for c in order]
-    drop = set(found.values())
-    keep = [i for i in range(len(response.fields)) if i not in drop]
-    fields = [response.fields[i] for i in keep] + [target]
-    values = [[row[i] for i in keep] + [[to_float(row[j]) for j in index]] for row in response.values]
-    return ScoringResponse(fields, values, list(labels) if labels else order, response.extra)
+    parts = [floats(columns[found[c]]) for c in order]
+    try:
+        vectors = np.column_stack([np.asarray(p, dtype=np.float64) for p in parts]).tolist()
+    except (TypeError, ValueError):  # a value that is not a number: keep it, the normaliser names the row
+        vectors = [list(v) for v in zip(*parts, strict=True)]
+    out = {f: v for f, v in columns.items() if f not in set(found.values())}
+    out[target] = vectors
+    return out
 
 
-def map_column(response: ScoringResponse, name: str, fn: Any) -> None:
-    """Apply ``fn`` to every value of one column, in place."""
-    if name not in response.fields:
-        return
-    i = response.fields.index(name)
-    for row in response.values:
-        row[i] = fn(row[i])
-
-
-def index_to_label(labels: Sequence[Any] | None) -> Any:
-    """``0.0``/``1.0`` (a class index, as SageMaker's built-ins return it) -> ``labels[i]``."""
-
-    def convert(v: Any) -> Any:
-        if labels and _is_number(v) and math.isfinite(v) and float(v).is_integer() and 0 <= v < len(labels):
-            return labels[int(v)]
-        return v
-
-    return convert
-
-
-def cast_to_labels(labels: Sequence[Any] | None) -> Any:
-    """A label that arrived as a string (``"1"``, ``"True"``) -> the subscription's label type."""
-    kinds = {type(v) for v in labels or ()}
-
-    def convert(v: Any) -> Any:
-        if not isinstance(v, str) or not kinds or kinds == {str}:
-            return v
-        s = v.strip()
-        if kinds == {bool}:
-            return {"true": True, "false": False}.get(s.lower(), v)
-        try:
-            f = float(s)
-        except ValueError:
-            return v
-        if kinds == {int} and f.is_integer():
-            return int(f)
-        return f
-
-    return convert
+# -- casts, one column at a time ----------------------------------------------------------------
 
 
 def to_float(v: Any) -> Any:
@@ -252,21 +231,64 @@ def to_float(v: Any) -> Any:
     return v
 
 
-def cast_by_type(type_name: str) -> Any:
-    """A converter for one declared output type (swagger/ColumnTypes: Double, Int32, Boolean...)."""
+def floats(column: list[Any]) -> list[Any]:
+    """Numbers and numeric strings -> floats, in one NumPy pass; a column NumPy cannot read
+    (a null, a word) is converted value by value and keeps what is not a number."""
+    if not column or None in column or any(type(v) is bool for v in column):
+        return [to_float(v) for v in column]
+    try:
+        return np.asarray(column, dtype=np.float64).tolist()  # type: ignore[no-any-return]
+    except (TypeError, ValueError):
+        return [to_float(v) for v in column]
+
+
+def integers(column: list[Any]) -> list[Any]:
+    return [int(v) if isinstance(v, float) and v.is_integer() else v for v in floats(column)]
+
+
+def booleans(column: list[Any]) -> list[Any]:
+    lookup = {"true": True, "false": False}
+    return [lookup.get(v.strip().lower(), v) if isinstance(v, str) else v for v in column]
+
+
+def caster(type_name: str) -> Callable[[list[Any]], list[Any]] | None:
+    """The column converter for a declared output type (swagger, ColumnTypes: Double, Int32...)."""
     t = type_name.strip().lower()
     if t in ("number", "double", "float", "numeric", "single", "decimal"):
-        return to_float
+        return floats
     if t in ("integer", "int", "int32", "int64", "long"):
-
-        def to_int(v: Any) -> Any:
-            f = to_float(v)
-            return int(f) if isinstance(f, float) and f.is_integer() else f
-
-        return to_int
+        return integers
     if t in ("boolean", "bool"):
-        return lambda v: {"true": True, "false": False}.get(v.strip().lower(), v) if isinstance(v, str) else v
+        return booleans
     return None
+
+
+def labels_of_index(column: list[Any], labels: Sequence[Any] | None) -> list[Any]:
+    """``0.0``/``1.0`` (a class index, as SageMaker's built-ins return it) -> ``labels[i]``."""
+    if not labels:
+        return column
+    lookup = dict(enumerate(labels))  # 1.0 and 1 hash alike, so float indexes find their label
+    return [lookup.get(v, v) if type(v) in (int, float) else v for v in column]
+
+
+def as_labels(column: list[Any], labels: Sequence[Any] | None) -> list[Any]:
+    """Labels that arrived as strings (``"1"``, ``"True"``) -> the subscription's label type."""
+    kinds = {type(v) for v in labels or ()}
+    if not kinds or kinds == {str} or not any(type(v) is str for v in column):
+        return column
+    if kinds == {bool}:
+        return booleans(column)
+    lookup = {str(v): v for v in labels or ()}
+
+    def cast(v: Any) -> Any:
+        if type(v) is not str:
+            return v
+        if v in lookup:
+            return lookup[v]
+        f = to_float(v.strip())
+        return int(f) if kinds == {int} and isinstance(f, float) and f.is_integer() else f
+
+    return [cast(v) for v in column]
 
 
 def type_value(text: str, kind: str | None) -> Any:
@@ -292,20 +314,25 @@ def type_value(text: str, kind: str | None) -> Any:
 
 __all__ = [
     "CLASS_COLUMN",
+    "Columns",
     "NativeDecodeError",
     "NativeShapeError",
+    "as_labels",
     "assemble_class_columns",
-    "cast_by_type",
-    "cast_to_labels",
+    "caster",
+    "floats",
     "from_columns",
     "from_list",
     "from_records",
-    "index_to_label",
+    "from_rows",
     "keep_outputs",
-    "map_column",
+    "labels_of_index",
     "ordered_rows",
+    "output_names",
+    "record_fields",
     "rename_roles",
     "scalars_are_scores",
     "to_float",
+    "to_response",
     "type_value",
 ]

@@ -54,9 +54,9 @@ from scrutiny.engines.errors import (
 from scrutiny.engines.native_tables import (
     NativeDecodeError,
     NativeShapeError,
-    index_to_label,
-    map_column,
+    labels_of_index,
     rename_roles,
+    to_response,
 )
 from scrutiny.errors import InvalidInput, NotFound
 
@@ -395,11 +395,11 @@ class SageMakerEngine(Engine):
         except NativeShapeError as exc:
             raise self.error(EngineResponseShape, str(exc), deployment, body=native.body) from None
         options = {**deployment.options, **context.options}
-        if context.problem_type != "regression" and options.get("label_index", True):
+        if context.problem_type != "regression" and options.get("label_index", True) and "predicted_label" in out:
             # Built-in algorithms answer with the class index (0.0, 1.0...), never the label.
-            map_column(out, "predicted_label", index_to_label(context.labels))
+            out["predicted_label"] = labels_of_index(out["predicted_label"], context.labels)
         predictions = ("predicted_label", "score") if context.problem_type == "regression" else ("predicted_label",)
-        return rename_roles(out, context, predictions=predictions, probabilities=("score",))
+        return to_response(rename_roles(out, context, predictions=predictions, probabilities=("score",)))
 
     # -- transport ---------------------------------------------------------------------------
     def endpoint_name(self, deployment: Deployment) -> str:

@@ -20,9 +20,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from scrutiny.common import ScoringRequest, ScoringResponse
+from scrutiny.common import ScoringRequest
 from scrutiny.engines.base import ModelContext
 from scrutiny.engines.native_tables import (
+    Columns,
     NativeDecodeError,
     NativeShapeError,
     from_list,
@@ -109,30 +110,56 @@ def encode(codec: Codec, fields: list[str], rows: Sequence[Sequence[Any]]) -> by
     return orjson.dumps({"instances": [make(r) for r in rows]}, option=_JSON_OPTS)
 
 
-def _row_sizes(codec: Codec, fields: list[str], rows: Sequence[Sequence[Any]]) -> np.ndarray:
-    """Bytes each row adds to a body (the separator included)."""
+def _sized(
+    codec: Codec, fields: list[str], rows: Sequence[Sequence[Any]]
+) -> tuple[bytes, np.ndarray, bytes, bytes, bytes]:
+    """The rows encoded back to back, each row's size in bytes (its separator included), and the
+    separator, prefix and suffix that make a slice of them a body."""
     if codec.content_type == CSV:
-        return np.fromiter((len(_csv_text([r]).encode()) for r in rows), dtype=np.int64, count=len(rows))
-    make = _json_instance(codec, fields)  # + 1: the newline of a JSON line, or the comma of a JSON list
-    return np.fromiter(
-        (len(orjson.dumps(make(r), option=_JSON_OPTS)) + 1 for r in rows), dtype=np.int64, count=len(rows)
-    )
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        sizes = np.fromiter((writer.writerow(r) for r in rows), dtype=np.int64, count=len(rows))  # characters
+        text = buf.getvalue()
+        data = text.encode()
+        if len(data) != len(text):  # not ASCII: count bytes, row by row
+            ends = np.cumsum(sizes).tolist()
+            sizes = np.fromiter(
+                (len(text[a:b].encode()) for a, b in zip([0, *ends[:-1]], ends, strict=True)),
+                dtype=np.int64,
+                count=len(rows),
+            )
+        return data, sizes, b"", b"", b""
+    make = _json_instance(codec, fields)
+    pieces = [orjson.dumps(make(r), option=_JSON_OPTS) for r in rows]
+    sizes = np.fromiter((len(p) + 1 for p in pieces), dtype=np.int64, count=len(pieces))
+    if codec.content_type == JSONLINES:
+        return b"\n".join(pieces) + b"\n", sizes, b"", b"", b""
+    if codec.json_format == "records":
+        return b",".join(pieces), sizes, b",", b"[", b"]"
+    return b",".join(pieces), sizes, b",", b'{"instances":[', b"]}"
 
 
 def batches(
     codec: Codec, fields: list[str], rows: Sequence[Sequence[Any]], max_rows: int
 ) -> Iterator[tuple[int, int, bytes]]:
-    """``(start, stop, body)`` covering every row in order, each body within the payload limit."""
+    """``(start, stop, body)`` covering every row in order, each body within the payload limit.
+
+    A batch that probably fits is encoded whole (one C-level pass); a larger one is encoded once
+    with each row's size, and cut where the running size would cross the limit."""
     limit = codec.max_payload_bytes
     n = len(rows)
-    for start in range(0, n, max(1, max_rows)):
-        stop = min(n, start + max(1, max_rows))
-        body = encode(codec, fields, rows[start:stop])
-        if len(body) <= limit:
-            yield start, stop, body
-            continue
-        overhead = len(encode(codec, fields, []))
-        sizes = _row_sizes(codec, fields, rows[start:stop])
+    step = max(1, max_rows)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        sample = min(stop - start, 64)
+        estimate = len(encode(codec, fields, rows[start : start + sample])) * (stop - start) / sample
+        if estimate < 2 * limit:
+            body = encode(codec, fields, rows[start:stop])
+            if len(body) <= limit:
+                yield start, stop, body
+                continue
+        data, sizes, sep, prefix, suffix = _sized(codec, fields, rows[start:stop])
+        overhead = len(prefix) + len(suffix) - len(sep)
         too_big = np.flatnonzero(sizes + overhead > limit)
         if too_big.size:
             r = int(too_big[0])
@@ -143,10 +170,9 @@ def batches(
         ends = np.cumsum(sizes)
         lo = 0
         while lo < len(sizes):
-            base = ends[lo - 1] if lo else 0
-            hi = int(np.searchsorted(ends, base + limit - overhead, side="right"))
-            hi = max(hi, lo + 1)
-            yield start + lo, start + hi, encode(codec, fields, rows[start + lo : start + hi])
+            base = int(ends[lo - 1]) if lo else 0
+            hi = max(lo + 1, int(np.searchsorted(ends, base + limit - overhead, side="right")))
+            yield start + lo, start + hi, prefix + data[base : int(ends[hi - 1]) - len(sep)] + suffix
             lo = hi
 
 
@@ -200,8 +226,11 @@ def _json_request(data: Any, context: ModelContext) -> ScoringRequest:
     if items and all(isinstance(i, dict) and "features" in i for i in items):
         items = [i["features"] for i in items]
     if items and all(isinstance(i, dict) for i in items):
-        t = from_records(items, "instances")
-        return ScoringRequest(t.fields, t.values)
+        try:
+            cols = from_records(items, "instances")
+        except NativeShapeError as exc:
+            raise InvalidInput(str(exc), field="instances") from None
+        return ScoringRequest(list(cols), [list(r) for r in zip(*cols.values(), strict=True)])
     fields = list(context.feature_fields or [])
     if not fields:
         raise InvalidInput("positional instances need the subscription's feature_fields", field="feature_fields")
@@ -217,9 +246,7 @@ def _json_request(data: Any, context: ModelContext) -> ScoringRequest:
 _SNIFFED = frozenset({"", "application/octet-stream", "binary/octet-stream", "text/plain"})
 
 
-def decode_response(
-    body: bytes, content_type: str, context: ModelContext, codec: Codec, n_rows: int | None
-) -> ScoringResponse:
+def decode_response(body: bytes, content_type: str, context: ModelContext, codec: Codec, n_rows: int | None) -> Columns:
     """Output columns named as the engine names them (``predicted_label``, ``score``...), read
     by the response's own content type (sniffed when the container sends none)."""
     ctype = media(content_type)
@@ -255,13 +282,13 @@ def decode_response(
     raise NativeShapeError("JSON response is neither an object nor a list")
 
 
-def _items(items: list[Any], context: ModelContext, codec: Codec, what: str) -> ScoringResponse:
+def _items(items: list[Any], context: ModelContext, codec: Codec, what: str) -> Columns:
     return from_list(
         items, context, prediction="predicted_label", probability="score", scalar_hint=codec.scalar_output, what=what
     )
 
 
-def _csv_response(body: bytes, context: ModelContext, codec: Codec, n_rows: int | None) -> ScoringResponse:
+def _csv_response(body: bytes, context: ModelContext, codec: Codec, n_rows: int | None) -> Columns:
     """One value per row, separated by commas or newlines; or one vector per line."""
     try:
         text = body.decode("utf-8")
