@@ -497,3 +497,10 @@ def test_every_cut_body_is_exactly_the_encoding_of_its_rows(content_type: str, j
             r for _, _, b in codec.batches(c, fields, rows, 10_000) for r in csv_mod.reader(io.StringIO(b.decode()))
         ]
         assert [r[1] for r in back] == [str(r[1]) for r in rows]
+
+
+def test_echoed_inputs_are_dropped(engine: SageMakerEngine) -> None:
+    ctx = ModelContext(feature_fields=["Age", "Sex"], labels=["a", "b"], problem_type="binary")
+    body = orjson.dumps({"predictions": [{"Age": 31, "Sex": "f", "score": 0.7, "predicted_label": 1.0}]})
+    out = engine.decode_response(dep("x"), NativeResponse(200, body, "application/json"), ctx, 1)
+    assert out.fields == ["probability", "prediction"] and out.values == [[0.7, "b"]]

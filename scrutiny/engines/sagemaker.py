@@ -54,6 +54,7 @@ from scrutiny.engines.errors import (
 from scrutiny.engines.native_tables import (
     NativeDecodeError,
     NativeShapeError,
+    keep_outputs,
     labels_of_index,
     rename_roles,
     to_response,
@@ -394,6 +395,7 @@ class SageMakerEngine(Engine):
             raise self.error(EngineBadResponse, str(exc), deployment, body=native.body) from None
         except NativeShapeError as exc:
             raise self.error(EngineResponseShape, str(exc), deployment, body=native.body) from None
+        out = keep_outputs(out, context.feature_fields)  # a custom container may echo its inputs
         options = {**deployment.options, **context.options}
         if context.problem_type != "regression" and options.get("label_index", True) and "predicted_label" in out:
             # Built-in algorithms answer with the class index (0.0, 1.0...), never the label.
