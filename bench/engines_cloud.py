@@ -28,11 +28,7 @@ import numpy as np
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the fake servers live with the tests
-
-from servers.azure import create_azure_app, default_state, legacy_url, principal  # noqa: E402
-from servers.models import sample_rows, served_models  # noqa: E402
-from servers.sagemaker import ACCESS_KEY, SECRET_KEY, create_sagemaker_app  # noqa: E402
+sys.path.insert(0, str(ROOT))  # the fake servers live with the tests (the package ``tests``)
 
 from scrutiny._server import BackgroundServer  # noqa: E402
 from scrutiny.common import ScoringRequest  # noqa: E402
@@ -42,6 +38,9 @@ from scrutiny.engines.azure_service import AzureServiceEngine  # noqa: E402
 from scrutiny.engines.azure_studio import AzureStudioEngine  # noqa: E402
 from scrutiny.engines.sagemaker import SageMakerEngine  # noqa: E402
 from scrutiny.outputs import normalize_rows  # noqa: E402
+from tests.servers.azure import create_azure_app, default_state, legacy_url, principal  # noqa: E402
+from tests.servers.models import sample_rows, served_models  # noqa: E402
+from tests.servers.sagemaker import ACCESS_KEY, SECRET_KEY, create_sagemaker_app  # noqa: E402
 
 LABELS = ["No Risk", "Risk"]
 

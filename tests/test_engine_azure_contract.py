@@ -14,7 +14,14 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from servers.azure import (
+
+from scrutiny._server import BackgroundServer
+from scrutiny.common import ScoringRequest
+from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeResponse
+from scrutiny.engines.azure_service import AzureServiceEngine
+from scrutiny.engines.azure_studio import AzureStudioEngine
+from scrutiny.outputs import normalize_rows
+from tests.servers.azure import (
     CLIENT_ID,
     CLIENT_SECRET,
     ML_SCOPE,
@@ -29,16 +36,9 @@ from servers.azure import (
     legacy_url,
     principal,
 )
-from servers.checks import rows_for
-from servers.contract import differences, load
-from servers.models import served_models
-
-from scrutiny._server import BackgroundServer
-from scrutiny.common import ScoringRequest
-from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeResponse
-from scrutiny.engines.azure_service import AzureServiceEngine
-from scrutiny.engines.azure_studio import AzureStudioEngine
-from scrutiny.outputs import normalize_rows
+from tests.servers.checks import rows_for
+from tests.servers.contract import differences, load
+from tests.servers.models import served_models
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,6 @@ from typing import Any
 
 import orjson
 import pytest
-from servers.azure import CLIENT_SECRET, AzureState, create_azure_app, default_state, legacy_url, principal
-from servers.checks import assert_matches_model, context_for, rows_for
-from servers.models import served_models
 
 from scrutiny._server import BackgroundServer
 from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeRequest, NativeResponse, engine_class
@@ -28,6 +25,9 @@ from scrutiny.engines.errors import (
     EngineTimeout,
 )
 from scrutiny.errors import InvalidInput, NotFound
+from tests.servers.azure import CLIENT_SECRET, AzureState, create_azure_app, default_state, legacy_url, principal
+from tests.servers.checks import assert_matches_model, context_for, rows_for
+from tests.servers.models import served_models
 
 
 @pytest.fixture(scope="module")

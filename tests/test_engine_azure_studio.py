@@ -8,17 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from servers.azure import (
-    CLIENT_SECRET,
-    AzureState,
-    classic_url,
-    create_azure_app,
-    default_state,
-    designer_url,
-    principal,
-)
-from servers.checks import assert_matches_model, context_for, rows_for
-from servers.models import served_models
 
 from scrutiny._server import BackgroundServer, free_port
 from scrutiny.common import ScoringRequest
@@ -37,6 +26,17 @@ from scrutiny.engines.errors import (
     EngineUnreachable,
 )
 from scrutiny.errors import InvalidInput, NotFound
+from tests.servers.azure import (
+    CLIENT_SECRET,
+    AzureState,
+    classic_url,
+    create_azure_app,
+    default_state,
+    designer_url,
+    principal,
+)
+from tests.servers.checks import assert_matches_model, context_for, rows_for
+from tests.servers.models import served_models
 
 KINDS = {"binary": "credit-risk", "multiclass": "loan-purpose", "regression": "credit-amount"}
 

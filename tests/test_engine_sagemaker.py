@@ -12,10 +12,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
-from servers.checks import assert_matches_model, context_for, rows_for
-from servers.contract import differences, load
-from servers.models import served_models
-from servers.sagemaker import ACCESS_KEY, ROLE_ARN, SECRET_KEY, SageMakerState, create_sagemaker_app, default_state
 
 from scrutiny._server import BackgroundServer, free_port
 from scrutiny.common import ScoringRequest
@@ -33,6 +29,17 @@ from scrutiny.engines.errors import (
 from scrutiny.engines.sagemaker import SageMakerEngine
 from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.outputs import normalize_rows
+from tests.servers.checks import assert_matches_model, context_for, rows_for
+from tests.servers.contract import differences, load
+from tests.servers.models import served_models
+from tests.servers.sagemaker import (
+    ACCESS_KEY,
+    ROLE_ARN,
+    SECRET_KEY,
+    SageMakerState,
+    create_sagemaker_app,
+    default_state,
+)
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,17 @@ import httpx
 import numpy as np
 import orjson
 import pytest
-from servers.azure import AzureState, classic_url, create_azure_app, principal
-from servers.azure import default_state as azure_state
-from servers.checks import TOLERANCE, expected, input_schema, rows_for
-from servers.models import ServedModel, served_models
-from servers.sagemaker import ACCESS_KEY, SECRET_KEY, SageMakerState, create_sagemaker_app
-from servers.sagemaker import default_state as sagemaker_state
 
 from scrutiny._server import BackgroundServer
 from scrutiny.common import ScoringRequest
 from scrutiny.engines import NativeRequest, NativeResponse
 from scrutiny.service import Service
+from tests.servers.azure import AzureState, classic_url, create_azure_app, principal
+from tests.servers.azure import default_state as azure_state
+from tests.servers.checks import TOLERANCE, expected, input_schema, rows_for
+from tests.servers.models import ServedModel, served_models
+from tests.servers.sagemaker import ACCESS_KEY, SECRET_KEY, SageMakerState, create_sagemaker_app
+from tests.servers.sagemaker import default_state as sagemaker_state
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +278,83 @@ def test_azure_service_end_to_end(client: httpx.Client, service: Service, azure:
         client, service, sub2["id"], (NativeRequest(call["body"]), NativeResponse(200, call["response_body"])), "sv-2"
     )
     check_stored_rows(client, sub2["id"], purpose, request2, "sv-2")
+
+
+# -- the SDK calls of docs/engines.md ----------------------------------------------------------
+
+
+def test_the_documented_sdk_calls(
+    api: tuple[BackgroundServer, str], sagemaker: tuple[str, SageMakerState], azure: tuple[str, AzureState]
+) -> None:
+    import scrutiny
+
+    srv, key = api
+    sm_url, _ = sagemaker
+    az_url, az = azure
+    risk, purpose = served_models()["credit-risk"], served_models()["loan-purpose"]
+    with scrutiny.Client(srv.url, api_key=key) as client:
+        aws = client.bindings.create(
+            name="aws production",
+            engine_type="sagemaker",
+            credentials={
+                "access_key_id": ACCESS_KEY,
+                "secret_access_key": SECRET_KEY,
+                "region": "us-east-1",
+                "endpoint_url": sm_url,
+                "runtime_endpoint_url": sm_url,
+            },
+        )
+        assert "credit-risk" in {d["id"] for d in aws.deployments()}
+        sub = client.subscriptions.create(
+            binding_id=aws.id,
+            deployment_id="credit-risk",
+            deployment={"options": {"content_type": "text/csv", "accept": "application/json"}},
+            asset_properties={
+                "problem_type": "binary",
+                "labels": risk.classes,
+                "label_column": "Risk",
+                "feature_fields": risk.features,
+            },
+        )
+        request = rows_for(risk, 5)
+        out = sub.score(request.fields, request.values)
+        assert [r[0] for r in out["values"]] == expected(risk, request)[0].tolist()
+
+        studio = client.bindings.create(
+            name="azure studio", engine_type="azure_ml_studio", credentials=principal(az_url)
+        )
+        svc = az.studio["loan-purpose-classic"]
+        classic = client.subscriptions.create(
+            binding_id=studio.id,
+            deployment={
+                "name": "loan purpose (classic)",
+                "scoring_url": classic_url(az_url, svc),
+                "credentials": {"token": svc.key},
+                "options": {"format": "classic"},
+            },
+            asset_properties={
+                "problem_type": "multiclass",
+                "labels": purpose.classes,
+                "feature_fields": purpose.features,
+            },
+        )
+        request = rows_for(purpose, 5)
+        out = classic.score(request.fields, request.values)
+        assert [r[0] for r in out["values"]] == expected(purpose, request)[0].tolist()
+
+        ml = client.bindings.create(name="azure ml", engine_type="azure_ml_service", credentials=principal(az_url))
+        pinned = client.subscriptions.create(
+            binding_id=ml.id,
+            deployment_id="credit-risk-ep/green",
+            deployment={"options": {"request_format": "input"}},
+            asset_properties={
+                "problem_type": "binary",
+                "labels": risk.classes,
+                "label_column": "Risk",
+                "feature_fields": risk.features,
+            },
+        )
+        request = rows_for(risk, 5)
+        out = pinned.score(request.fields, request.values)
+        assert [r[0] for r in out["values"]] == expected(risk, request)[0].tolist()
+        assert az.exchanges[-1]["deployment"] == "green"
