@@ -223,6 +223,12 @@ class Engine(ABC):
                     f"returned {len(decoded)} output rows for {len(chunk)} input rows",
                     deployment,
                 )
+            if parts and set(decoded.fields) != set(parts[0].fields):
+                raise self.error(
+                    EngineResponseShape,
+                    f"answered a later batch with columns {decoded.fields}, the first with {parts[0].fields}",
+                    deployment,
+                )
             parts.append(decoded)
         return ScoringResponse.concat(parts)
 
