@@ -267,3 +267,16 @@ def test_v1_decode_request_forms() -> None:
         assert t.fields == ["a", "b"] and t.values == [[1, "x"], [2, "y"]]
     with pytest.raises(InvalidInput, match="instances"):
         e.decode_request(DEP, NativeRequest(b'{"fields": ["a"], "values": [[1]]}'), ctx)
+
+
+def test_csv_request_takes_the_schema_kinds() -> None:
+    e = mlflow()
+    ctx = ModelContext(
+        feature_fields=["code", "n", "x"], feature_kinds={"code": "string", "n": "integer", "x": "double"}
+    )
+    t = e.decode_request(DEP, NativeRequest(b"code,n,x,other\n007,1,2,5\n,,,\n", "text/csv"), ctx)
+    assert t.fields == ["code", "n", "x", "other"]
+    assert t.values == [["007", 1, 2.0, 5], [None, None, None, None]]
+    assert [type(v) for v in t.values[0]] == [str, int, float, int]
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        e.decode_request(DEP, NativeRequest(b"code,n\nx,abc\n", "text/csv"), ctx)

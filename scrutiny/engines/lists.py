@@ -123,11 +123,18 @@ def to_csv(fields: list[str], values: list[list[Any]]) -> bytes:
     return buf.getvalue().encode()
 
 
-def from_csv(body: bytes, fields: list[str] | None, *, header: bool = True) -> ScoringRequest:
-    """CSV -> table, typed per column (integers, else floats, else text; an empty cell is null).
+_CSV_DTYPES = {"integer": "Int64", "double": "Float64", "string": "string", "boolean": "boolean"}
 
-    Parsed by pandas' C reader: cells such as ``NA`` or ``null`` stay text, only empty is missing."""
+
+def from_csv(
+    body: bytes, fields: list[str] | None, *, header: bool = True, kinds: dict[str, str] | None = None
+) -> ScoringRequest:
+    """CSV -> table. Columns of the subscription's schema get its kinds (``kinds``: a code like
+    ``007`` stays text); others are typed by their values (integers, else floats, else text).
+    An empty cell is null; parsed by pandas' C reader, where ``NA`` or ``null`` stay text."""
     import pandas as pd
+
+    dtypes = {name: _CSV_DTYPES[k] for name, k in (kinds or {}).items() if k in _CSV_DTYPES}
 
     if not header and not fields:
         raise InvalidInput("a CSV body without header needs the subscription's feature_fields")
@@ -138,6 +145,7 @@ def from_csv(body: bytes, fields: list[str] | None, *, header: bool = True) -> S
             names=None if header else list(fields or []),
             keep_default_na=False,
             na_values=[""],
+            dtype=dtypes or None,
             dtype_backend="numpy_nullable",
             encoding="utf-8-sig",
         )

@@ -274,7 +274,7 @@ class MlflowEngine(HttpEngine):
         """Every request form the scoring server accepts (the proxy logs what it forwards)."""
         ctype = native.content_type.split(";")[0].strip().lower()
         if ctype == CSV:
-            return lists.from_csv(native.body, context.feature_fields)
+            return lists.from_csv(native.body, context.feature_fields, kinds=context.feature_kinds)
         try:
             data = orjson.loads(native.body)
         except orjson.JSONDecodeError:
