@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 QUANTILES = np.linspace(0.0, 1.0, 101)
 MAX_DISTINCT = 100
-STATS_VERSION = 1
+MAX_REFERENCE_CATEGORIES = 1000
+# 2: reference bins per feature (``bins`` for numbers, ``reference`` for categories) for drift
+STATS_VERSION = 2
 
 
 def read_training_data(
@@ -105,7 +107,29 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
     if uniq.size <= MAX_DISTINCT:
         out["distinct"] = {_key(u): int(c) for u, c in zip(uniq.tolist(), cnt.tolist(), strict=True)}
     out["distinct_count"] = int(uniq.size)
+    edges = uniq if uniq.size <= MAX_DISTINCT else np.unique(q)
+    out["bins"] = {"edges": [float(e) for e in edges], "counts": bin_counts(edges, values).tolist()}
     return out
+
+
+def bin_index(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The reference bin of each value; the one binning rule shared by training and monitoring.
+
+    With ``k`` sorted edges there are ``k + 3`` bins: ``0`` below the training minimum,
+    ``i + 1`` for ``edges[i] <= x < edges[i + 1]`` (the last, ``k``, is the point ``edges[-1]``,
+    the training maximum), ``k + 1`` above the maximum, ``k + 2`` missing (NaN). Edges are the
+    distinct training values when there are at most ``MAX_DISTINCT`` of them (every value its
+    own bin), else the distinct training percentiles.
+    """
+    k = len(edges)
+    idx = np.searchsorted(edges, x, side="right")
+    idx[x > edges[-1]] = k + 1
+    idx[np.isnan(x)] = k + 2
+    return idx
+
+
+def bin_counts(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.bincount(bin_index(np.asarray(edges, dtype=np.float64), x), minlength=len(edges) + 3)
 
 
 def categorical_statistics(series: pd.Series) -> dict[str, Any]:
@@ -119,7 +143,31 @@ def categorical_statistics(series: pd.Series) -> dict[str, Any]:
         "distinct": counts,
         "distinct_count": len(counts),
         "mode": mode,
+        "reference": reference_categories(series),
     }
+
+
+def reference_categories(series: pd.Series) -> dict[str, Any]:
+    """The categories drift is measured on, most frequent first (ties by value), as JSON values
+    of their own type (dictionary keys would turn ``1`` and ``True`` into text). ``counts`` has
+    one more cell, every other value (rare categories beyond ``MAX_REFERENCE_CATEGORIES``), then
+    the missing count; ``values`` are the categories as numbers when the column is numeric or
+    boolean, as they arrive in a record batch."""
+    import pandas as pd
+
+    vc = series.dropna().value_counts()
+    keys = [_key(k) for k in vc.index]
+    order = sorted(range(len(keys)), key=lambda i: (-int(vc.iloc[i]), str(keys[i])))
+    kept = order[:MAX_REFERENCE_CATEGORIES]
+    counts = [int(vc.iloc[i]) for i in kept]
+    other = int(vc.sum()) - sum(counts)
+    out: dict[str, Any] = {
+        "categories": [keys[i] for i in kept],
+        "counts": [*counts, other, int(series.isna().sum())],
+    }
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        out["values"] = [float(keys[i]) for i in kept]
+    return out
 
 
 def compute_statistics(
