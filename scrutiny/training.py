@@ -200,6 +200,7 @@ def compute_statistics(
     out: dict[str, Any] = {
         "version": STATS_VERSION,
         "rows": len(df),
+        "data_hash": data_hash(df, [*feature_fields, *([label_column] if label_column else [])]),
         "features": features,
         "feature_fields": list(feature_fields),
         "categorical_fields": [f for f in feature_fields if features[f]["type"] == "categorical"],
@@ -214,6 +215,17 @@ def compute_statistics(
         else:
             out["label"] = {"column": label_column, "type": "categorical", "classes": _counts(label)}
     return out
+
+
+def data_hash(df: pd.DataFrame, columns: list[str]) -> str:
+    """A digest of the training rows' content: what was learned from them is rebuilt when it changes."""
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.sha256("\x00".join(columns).encode())
+    h.update(pd.util.hash_pandas_object(df[columns], index=False).to_numpy().tobytes())
+    return h.hexdigest()
 
 
 def training_labels(df: pd.DataFrame, label_column: str) -> list[Any]:

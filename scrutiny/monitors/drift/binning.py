@@ -58,6 +58,8 @@ class NumericBinner:
 
 def category_text(v: Any) -> str:
     """A category as a record batch carries it in a text column (booleans spelled as in JSON)."""
+    if isinstance(v, np.generic):
+        v = v.item()
     if isinstance(v, bool):
         return "true" if v else "false"
     return v if isinstance(v, str) else str(v)
@@ -96,13 +98,14 @@ class CategoryCoder:
         import pandas as pd
 
         row_codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        unique_codes = np.append(self.index.get_indexer(uniques).astype(np.int64), -2)  # -1 (missing) -> -2
+        texts = [category_text(u) for u in uniques]  # few: the distinct values, not the rows
+        unique_codes = np.append(self.index.get_indexer(pd.Index(texts, dtype=object)).astype(np.int64), -2)
         codes = unique_codes[row_codes]
         outside: dict[str, int] = {}
         unknown = np.flatnonzero(unique_codes[:-1] == -1)
         if len(unknown):
             counts = np.bincount(row_codes + 1, minlength=len(uniques) + 1)[1:]
-            outside = {category_text(uniques[u]): int(counts[u]) for u in unknown}
+            outside = {texts[u]: int(counts[u]) for u in unknown}
         return codes, outside
 
     def _numbers(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:

@@ -111,7 +111,7 @@ class DriftHistograms:
             raise InvalidInput(
                 f"{len(stale)} partial results were built on other training bins ({stale[0]}); backfill them"
             )
-        counts = np.sum(np.stack([p.counts for p in parts]), axis=0, dtype=np.int64)
+        counts = np.asarray(np.stack([p.counts for p in parts]).sum(axis=0), dtype=np.int64)
         unseen: dict[str, dict[str, int]] = {}
         for p in parts:
             for name, ex in p.unseen.items():
