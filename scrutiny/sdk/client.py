@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import orjson
@@ -201,9 +201,10 @@ class PayloadLogging:
         """
         bodies: Iterator[tuple[bytes, str]]
         if outputs is not None:
+            frame = cast("pd.DataFrame", records)
             bodies = self._frame_bodies(
-                records, outputs, meta, scoring_ids, scoring_timestamps, response_times, batch_size
-            )  # type: ignore[arg-type]
+                frame, outputs, meta, scoring_ids, scoring_timestamps, response_times, batch_size
+            )
         else:
             if isinstance(records, PayloadRecord):
                 records = [records]

@@ -96,7 +96,7 @@ def records_to_arrow(records: list[PayloadRecord]) -> pa.Table | None:
         if values and not isinstance(values[0], list):
             values = [values]
         n = len(values)
-        rvalues = rec.response["values"]  # type: ignore[index]
+        rvalues: list[Any] = rec.response["values"]  # type: ignore[index,assignment]
         if rvalues and not isinstance(rvalues[0], list):
             rvalues = [rvalues]
         if len(rvalues) != n:
