@@ -74,13 +74,14 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "numeric", "count": int(x.size), "missing": int(values.size - x.size)}
     if x.size == 0:
         return out
-    q = np.quantile(x, QUANTILES)
+    xs = np.sort(x)  # once: quantiles, distinct values and bin counts all read the sorted values
+    q = np.quantile(xs, QUANTILES)
     out.update(
-        min=float(x.min()),
-        max=float(x.max()),
+        min=float(xs[0]),
+        max=float(xs[-1]),
         mean=float(x.mean()),
         std=float(x.std(ddof=1)) if x.size > 1 else 0.0,
-        median=float(np.median(x)),
+        median=float(np.median(xs)),
         quantiles=[float(v) for v in q],
     )
     # Quartile bins with their moments: LIME-style perturbation samples inside them.
@@ -103,12 +104,30 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
             }
         )
     out["quartile_bins"] = bins
-    uniq, cnt = np.unique(x, return_counts=True)
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    uniq, cnt = xs[starts], np.diff(np.r_[starts, xs.size])
     if uniq.size <= MAX_DISTINCT:
         out["distinct"] = {_key(u): int(c) for u, c in zip(uniq.tolist(), cnt.tolist(), strict=True)}
     out["distinct_count"] = int(uniq.size)
     edges = uniq if uniq.size <= MAX_DISTINCT else np.unique(q)
-    out["bins"] = {"edges": [float(e) for e in edges], "counts": bin_counts(edges, values).tolist()}
+    counts = _sorted_bin_counts(edges, xs)
+    counts[0] += int(np.isneginf(values).sum())  # infinities are not statistics, but they do have a bin
+    counts[-2] += int(np.isposinf(values).sum())
+    counts[-1] = int(np.isnan(values).sum())
+    out["bins"] = {"edges": [float(e) for e in edges], "counts": counts.tolist()}
+    return out
+
+
+def _sorted_bin_counts(edges: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``bin_counts`` of sorted finite values, by binary search of the edges (O(k log n))."""
+    k = len(edges)
+    left = np.searchsorted(xs, edges, side="left")
+    top = int(np.searchsorted(xs, edges[-1], side="right"))
+    out = np.zeros(k + 3, dtype=np.int64)
+    out[0] = left[0]
+    out[1:k] = np.diff(left)
+    out[k] = top - left[-1]
+    out[k + 1] = xs.size - top
     return out
 
 

