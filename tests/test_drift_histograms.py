@@ -167,7 +167,7 @@ def test_numeric_and_boolean_categories() -> None:
 
 
 def test_synthetic_reference_has_every_feature() -> None:
-    stats, ref = _reference(synthetic_frame(2000), NUM_COLS + CAT_COLS, CAT_COLS)
+    _, ref = _reference(synthetic_frame(2000), NUM_COLS + CAT_COLS, CAT_COLS)
     assert ref.names == NUM_COLS + CAT_COLS
     assert ref.feature("cat_4").categories[0] == "c4_0"  # most frequent first
     assert DriftReference.from_dict(ref.to_dict()).fingerprint == ref.fingerprint

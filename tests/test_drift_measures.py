@@ -209,7 +209,7 @@ def test_anderson_darling_pvalue_agrees_with_a_permutation_test() -> None:
         edges = np.unique(x)
         from scrutiny.training import bin_counts
 
-        a2, p = measures.anderson_darling_binned(bin_counts(edges, x)[:-1], bin_counts(edges, y)[:-1])
+        _, p = measures.anderson_darling_binned(bin_counts(edges, x)[:-1], bin_counts(edges, y)[:-1])
         perm = stats.anderson_ksamp(
             [x, y], variant="right", method=stats.PermutationMethod(n_resamples=2000, rng=np.random.default_rng(0))
         )
