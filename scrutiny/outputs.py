@@ -104,6 +104,8 @@ def decode_predictions(raw: list[Any], labels: list[Any]) -> list[Any]:
     """Map class indices (``1.0``, ``"1"``) to labels when the labels are not numbers themselves."""
     if not labels or all(isinstance(label, (int, float)) and not isinstance(label, bool) for label in labels):
         return raw
+    if set(map(type, raw)) <= {str, type(None)}:
+        return raw  # already labels
     n = len(labels)
     out = list(raw)
     for i, v in enumerate(raw):

@@ -18,7 +18,7 @@ from scrutiny.errors import InvalidInput, ScrutinyError
 from scrutiny.ingest.arrow import CONTENT_TYPE as ARROW
 from scrutiny.ingest.arrow import parse_arrow
 from scrutiny.ingest.payloads import ParsedPayload, parse_payloads
-from scrutiny.ingest.writer import PAYLOAD, write_batch
+from scrutiny.ingest.writer import PAYLOAD
 
 router = APIRouter(tags=["payload logging"], responses=ERRORS)
 
@@ -85,7 +85,7 @@ async def store_payloads(subscription_id: str, request: Request) -> StoreResult:
     def work() -> StoreResult:
         sub = svc.subscriptions.cached(subscription_id)
         parsed = parse(body, sub)
-        result = write_batch(svc.store, sub, parsed.batch, parsed.layout, PAYLOAD)
+        result = svc.writer.write(sub, parsed.batch, parsed.layout, PAYLOAD)
         if parsed.layout != sub.layout:
             svc.subscriptions.forget(subscription_id)
         return StoreResult(stored=result.stored, duplicates=result.duplicates, records=parsed.records)
