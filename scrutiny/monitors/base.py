@@ -69,8 +69,10 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
 ``evaluate(run: Run) -> Result``
     Compute the values from ``run.partial()`` (the window's partials, merged) and, when the
     metric needs rows (listing biased transactions, per-transaction drift verdicts), from
-    ``run.batches(columns)`` (the window's rows, streamed in chunks) or ``run.score(request)``
-    (internal scoring through the engine, never logged as payload). Return
+    ``run.batches(columns)`` (the window's rows, streamed in chunks), ``run.latest(n, columns)``
+    (only the window's ``n`` most recent rows, when the rest is covered by partials) or
+    ``run.score(request)`` (internal scoring through the engine, never logged as payload);
+    ``run.service`` reaches what else a monitor keeps (training rows, a learned model). Return
     ``Result(values={metric: number | None}, details={...})``, or
     ``Result.insufficient(message, records)`` when the window has too few rows. Values that
     cannot be computed are ``None`` with the reason in ``details``. Raising fails the run: the
@@ -129,6 +131,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 if TYPE_CHECKING:
     from scrutiny.common import ScoringRequest
     from scrutiny.ingest.batch import RecordBatch
+    from scrutiny.service import Service
     from scrutiny.subscription import Subscription
 
 PAYLOAD = "payload"
@@ -313,7 +316,12 @@ class Run(Protocol):
 
     def batches(self, columns: list[str] | None = None, chunk: int = 50_000) -> Iterator[RecordBatch]: ...
 
+    def latest(self, limit: int, columns: list[str] | None = None) -> RecordBatch | None: ...
+
     def score(self, request: ScoringRequest) -> Any: ...
+
+    @property
+    def service(self) -> Service: ...
 
 
 # -- the monitor ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from scrutiny.monitors import alerts as alerts_mod
 from scrutiny.monitors import configs, partials
 from scrutiny.monitors import measurements as ms
 from scrutiny.monitors.base import Monitor, Result, Status, Window
-from scrutiny.monitors.reader import read_batches
+from scrutiny.monitors.reader import read_all, read_batches
 from scrutiny.monitors.tables import monitor_configs
 from scrutiny.monitors.window import Resolved, resolve, resolve_rows
 from scrutiny.store.types import utcnow
@@ -111,6 +111,21 @@ class RunContext:
             return iter(())
         return read_batches(
             self.conn, self.sub, self.monitor.table, columns=columns, flt=self.resolved.row_filter(), chunk=chunk
+        )
+
+    def latest(self, limit: int, columns: list[str] | None = None) -> RecordBatch | None:
+        """The window's ``limit`` most recent rows, newest first (one bounded read, whatever the
+        window's size): for per-row verdicts over a window whose aggregates come from partials."""
+        if self.resolved is None or self.resolved.rows == 0 or limit <= 0:
+            return None
+        return read_all(
+            self.conn,
+            self.sub,
+            self.monitor.table,
+            columns=columns,
+            flt=self.resolved.row_filter(),
+            newest_first=True,
+            limit=min(limit, self.resolved.rows),
         )
 
     def score(self, request: ScoringRequest) -> Any:
