@@ -1,7 +1,7 @@
 """Drift: the versioned archive per subscription (accuracy detector and consistency constraints).
 
 Revision ID: 0003_drift
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-27
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from scrutiny.store.types import JSONType, UTCDateTime
 
 revision = "0003_drift"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
