@@ -243,7 +243,8 @@ def data_hash(df: pd.DataFrame, columns: list[str]) -> str:
     import pandas as pd
 
     h = hashlib.sha256("\x00".join(columns).encode())
-    h.update(pd.util.hash_pandas_object(df[columns], index=False).to_numpy().tobytes())
+    for c in columns:  # column by column: no copy of the frame
+        h.update(pd.util.hash_pandas_object(df[c], index=False).to_numpy().tobytes())
     return h.hexdigest()
 
 

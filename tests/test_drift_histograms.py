@@ -105,7 +105,7 @@ def test_merge_is_the_histogram_of_the_union_in_any_order(german_ref) -> None:
 def test_serialisation_round_trips_and_is_small(german_ref) -> None:
     _, ref = german_ref
     cols = synthetic_columns(10)  # nothing in common with German: every category unseen
-    h = DriftHistograms.from_columns(ref, {"Sex": cols["cat_0"], "Age": cols["num_0"]}, 10)
+    h = DriftHistograms.from_columns(ref, {"Sex": cols["cat_0"], "Age": cols["num_0"]}, np.int64(10))
     for back in (DriftHistograms.from_bytes(h.to_bytes()), DriftHistograms.from_dict(h.to_dict())):
         assert back.fingerprint == h.fingerprint and back.rows == 10
         assert np.array_equal(back.counts, h.counts) and back.unseen == h.unseen

@@ -48,7 +48,10 @@ def test_clean_traffic_is_quiet_and_the_archive_is_learned_once(service, engine)
     sub = subscribe_credit(service, srv.url)
     g = credit.load_german()
     _log(service, sub, g.sample(1500, replace=True, random_state=1))
-    service.monitors.configure(sub.id, "drift", {})
+    configured = service.monitors.configure(sub.id, "drift", {})
+    # the detector is trained at configuration (as OpenScale does), not by the first run
+    learned = configured["prepared"]["archive"]
+    assert learned["built_now"] and learned["detector"]["train_rows"] == 700 and learned["version"] == 1
     m = service.monitors.run(sub.id, "drift", now=NOW)
     assert m["status"] == "finished", m["message"]
     v, d = m["values"], m["details"]
@@ -57,7 +60,7 @@ def test_clean_traffic_is_quiet_and_the_archive_is_learned_once(service, engine)
     assert abs(v["drift_magnitude"]) < 0.1 and v["data_drift_magnitude"] < 0.05
     lo, hi = d["accuracy_drift"]["drift_magnitude_interval"]
     assert lo <= v["drift_magnitude"] <= hi
-    assert d["archive"]["built_now"] and d["archive"]["detector"]["train_rows"] == 700
+    assert not d["archive"]["built_now"] and d["archive"]["version"] == 1
     # the training rows were scored in one internal call, never logged as payload
     assert app.state.stats["internal_calls"] == 1 and app.state.stats["rows"] == 1000
     with service.store.engine.connect() as conn:
@@ -176,6 +179,32 @@ def test_the_archive_is_rebuilt_when_training_data_changes_and_is_sealed(service
     archive_mod._cache.clear()
     with pytest.raises(RuntimeError, match="cannot be decrypted"):
         archive_mod.load(service, sub.id)
+
+
+def test_an_unreachable_engine_degrades_to_what_needs_no_scoring(service, monkeypatch) -> None:
+    """The engine is down when drift is configured: feature drift and consistency still run, the
+    accuracy part says why it is missing, and a later run retries the detector."""
+    from tests.monitor_support import PROPS
+
+    binding, _ = service.bindings.create(name="down", engine_type="custom", credentials={"url": "http://127.0.0.1:9"})
+    sub = service.subscriptions.create(
+        binding_id=binding.id,
+        deployment={"name": "credit", "scoring_url": "http://127.0.0.1:9/score"},
+        asset_properties={**PROPS, "labels": credit.LABELS},
+        training_frame=credit.load_german(),
+    )
+    _log(service, sub, credit.load_german().sample(1100, replace=True, random_state=6))
+    configured = service.monitors.configure(sub.id, "drift", {})
+    assert "scoring the training data failed" in configured["prepared"]["archive"]["detector_error"]
+    m = service.monitors.run(sub.id, "drift", now=NOW)
+    assert m["status"] == "finished", m["message"]
+    assert m["values"]["drifted_features"] == 0 and "data_drift_magnitude" in m["values"]
+    assert "drift_magnitude" not in m["values"]
+    assert "scoring the training data failed" in m["details"]["accuracy_drift"]["error"]
+    assert m["details"]["archive"]["built_now"] is False  # not retried within 15 minutes
+    monkeypatch.setattr(archive_mod, "RETRY_AFTER", timedelta(0))
+    m = service.monitors.run(sub.id, "drift", now=NOW + timedelta(hours=1))
+    assert m["details"]["archive"]["built_now"] is True and m["details"]["archive"]["version"] == 2
 
 
 def test_regression_models_get_consistency_but_no_accuracy_drift(service, engine) -> None:

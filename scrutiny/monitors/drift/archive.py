@@ -14,14 +14,14 @@ import hashlib
 import logging
 import pickle
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 import sqlalchemy as sa
 
-from scrutiny.errors import InvalidInput, NotFound
+from scrutiny.errors import InvalidInput, NotFound, ScrutinyError
 from scrutiny.monitors.drift import constraints as cons
 from scrutiny.monitors.drift import detector as det
 from scrutiny.monitors.drift.frames import frame_columns
@@ -190,9 +190,17 @@ def build(service: Service, sub: Subscription, *, train_detector: bool = True, s
             field="training_data",
         ) from None
     scored = None
+    error = None
     if train_detector and sub.problem_type.classification and sub.properties.label_column:
-        scored = score_training(service, sub, frame)
-    return learn(sub, frame, scored=scored, seed=seed, train_detector=train_detector)
+        try:
+            scored = score_training(service, sub, frame)
+        except ScrutinyError as exc:  # the engine is down or answers badly: keep the rest, retry later
+            error = f"scoring the training data failed: {exc.message}"
+            log.warning("drift detector of %s not trained: %s", sub.id, error)
+    out = learn(sub, frame, scored=scored, seed=seed, train_detector=train_detector)
+    if error is not None:
+        out.summary["detector_error"] = error
+    return out
 
 
 # -- storage ----------------------------------------------------------------------------------
@@ -235,6 +243,14 @@ def load(service: Service, sub_id: str) -> DriftArchive | None:
 
 
 _cache: dict[str, DriftArchive] = {}
+RETRY_AFTER = timedelta(minutes=15)
+
+
+def _retry(archive: DriftArchive) -> bool:
+    """An archive learned while the engine failed is learned again, at most every 15 minutes."""
+    if "detector_error" not in archive.summary or archive.created_at is None:
+        return False
+    return utcnow() - archive.created_at >= RETRY_AFTER
 
 
 def ensure(service: Service, sub: Subscription, *, train_detector: bool = True) -> tuple[DriftArchive, bool]:
@@ -242,10 +258,10 @@ def ensure(service: Service, sub: Subscription, *, train_detector: bool = True) 
     was learned from changed. Returns (archive, whether it was just built)."""
     want = fingerprint(sub, train_detector=train_detector)
     hit = _cache.get(sub.id)
-    if hit is not None and hit.fingerprint == want:
+    if hit is not None and hit.fingerprint == want and not _retry(hit):
         return hit, False
     stored = load(service, sub.id)
-    if stored is not None and stored.fingerprint == want:
+    if stored is not None and stored.fingerprint == want and not _retry(stored):
         _cache[sub.id] = stored
         return stored, False
     log.info("learning the drift archive of subscription %s", sub.id)

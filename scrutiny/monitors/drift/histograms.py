@@ -64,6 +64,7 @@ class DriftHistograms:
     def from_columns(cls, ref: DriftReference, columns: Mapping[str, np.ndarray], rows: int) -> DriftHistograms:
         """Histograms of ``rows`` records given as arrays per feature (NaN or None = missing);
         a feature absent from ``columns`` counts as missing in every row."""
+        rows = int(rows)
         counts = np.zeros(ref.size, dtype=np.int64)
         unseen: dict[str, dict[str, int]] = {}
         for f in ref.features:

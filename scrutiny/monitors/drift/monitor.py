@@ -13,6 +13,7 @@ The window is OpenScale's: the rows logged since the previous run, and at least 
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +31,8 @@ from scrutiny.monitors.drift.reference import DriftReference
 from scrutiny.monitors.drift.transactions import TransactionDrift
 from scrutiny.monitors.reader import parse_iso
 from scrutiny.subscription import Subscription
+
+log = logging.getLogger("scrutiny.monitors.drift")
 
 _SHARE = (0.0, 1.0)
 METRICS: dict[str, Metric] = {
@@ -90,6 +93,22 @@ class DriftMonitor(Monitor):
             if t.metric.startswith("js_distance.") and qualifier not in sub.feature_fields:
                 raise InvalidInput(f"{qualifier!r} is not a feature", field=f"thresholds[{i}].metric")
         return config
+
+    def prepare(self, service: Any, sub: Subscription, config: DriftConfig) -> dict[str, Any] | None:
+        """Learn the archive (detector, constraints) now, so runs do not pay for it."""
+        if not (config.enable_model_drift or config.enable_data_drift):
+            return None
+        t0 = time.perf_counter()
+        try:
+            arch, built = archive_mod.ensure(service, sub, train_detector=self._detector_wanted(sub, config))
+        except Exception as exc:  # the configuration stays; the first run tries again and reports
+            log.warning("drift archive of %s not learned at configuration", sub.id, exc_info=True)
+            return {"archive": {"error": getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"}}
+        return {"archive": _archive_details(arch, built, t0)}
+
+    @staticmethod
+    def _detector_wanted(sub: Subscription, config: DriftConfig) -> bool:
+        return config.enable_model_drift and sub.problem_type.classification and config.train_drift_model
 
     def default_thresholds(self, sub: Subscription, config: DriftConfig) -> list[Threshold]:
         limit = config.drift_threshold
@@ -168,13 +187,8 @@ class DriftMonitor(Monitor):
         sub = run.sub
         model_drift = config.enable_model_drift and sub.problem_type.classification
         t0 = time.perf_counter()
-        archive, built = archive_mod.ensure(run.service, sub, train_detector=model_drift and config.train_drift_model)
-        details["archive"] = {
-            "version": archive.version,
-            "built_now": built,
-            **({"seconds": round(time.perf_counter() - t0, 3)} if built else {}),
-            **archive.summary,
-        }
+        archive, built = archive_mod.ensure(run.service, sub, train_detector=self._detector_wanted(sub, config))
+        details["archive"] = _archive_details(archive, built, t0)
         layout = sub.layout
         columns = [*sub.feature_fields, layout.prediction_column]
         if layout.probability_column:
@@ -202,7 +216,8 @@ class DriftMonitor(Monitor):
                 values["predicted_accuracy"] = acc.predicted_accuracy
                 details["accuracy_drift"] = {**acc.to_dict(), "without_probabilities": int(n - usable.sum())}
         elif model_drift:
-            details["accuracy_drift"] = {"error": "no drift detector (train_drift_model is off)"}
+            reason = archive.summary.get("detector_error") or "no drift detector (train_drift_model is off)"
+            details["accuracy_drift"] = {"error": reason}
         if config.enable_data_drift and archive.consistency is not None:
             check = archive.consistency.check(cols, n)
             td.consistency, td.check = check.drifted, check
@@ -214,3 +229,10 @@ class DriftMonitor(Monitor):
                 "features": check.feature_counts(),
             }
         details["transactions"] = td.summary(ref, cols, config.list_limit)
+
+
+def _archive_details(arch: archive_mod.DriftArchive, built: bool, t0: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"version": arch.version, "built_now": built, **arch.summary}
+    if built:
+        out["seconds"] = round(time.perf_counter() - t0, 3)
+    return out
