@@ -248,7 +248,8 @@ def learn(
     are compared with live records exactly as they will arrive. Deterministic for a ``seed``."""
     import pandas as pd
 
-    cat_set = set(categorical_fields)
+    # text columns are categories whatever the list says (a number cannot be read from them)
+    cat_set = set(categorical_fields) | {f for f in feature_fields if f in columns and columns[f].dtype == object}
     cats = [f for f in feature_fields if f in cat_set]
     nums = [f for f in feature_fields if f not in cat_set]
     constraints: list[Constraint] = []
