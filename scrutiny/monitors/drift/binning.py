@@ -78,6 +78,7 @@ class CategoryCoder:
 
         self.categories = tuple(categories)
         self.index = pd.Index([category_text(c) for c in self.categories], dtype=object)
+        self.positions = {text: i for i, text in reversed(list(enumerate(self.index.tolist())))}
         if values is None and self.categories and all(isinstance(c, (bool, int, float)) for c in self.categories):
             values = [float(c) for c in self.categories]
         self.values = None if values is None else np.asarray(values, dtype=np.float64)
@@ -98,8 +99,9 @@ class CategoryCoder:
         import pandas as pd
 
         row_codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        texts = [category_text(u) for u in uniques]  # few: the distinct values, not the rows
-        unique_codes = np.append(self.index.get_indexer(pd.Index(texts, dtype=object)).astype(np.int64), -2)
+        texts = [u if type(u) is str else category_text(u) for u in uniques]  # few: the distinct values
+        find = self.positions.get
+        unique_codes = np.array([find(t, -1) for t in texts] + [-2], dtype=np.int64)  # -1 (missing) -> -2
         codes = unique_codes[row_codes]
         outside: dict[str, int] = {}
         unknown = np.flatnonzero(unique_codes[:-1] == -1)

@@ -127,7 +127,7 @@ class DriftHistograms:
     def to_bytes(self) -> bytes:
         """``SDH1`` + header length + JSON header + zlib of the little-endian int64 counts."""
         header = orjson.dumps({"fingerprint": self.fingerprint, "rows": self.rows, "unseen": self.unseen})
-        body = zlib.compress(self.counts.astype("<i8").tobytes(), 6)
+        body = zlib.compress(self.counts.astype("<i8").tobytes(), 1)
         return _MAGIC + len(header).to_bytes(4, "little") + header + body
 
     @classmethod
@@ -141,7 +141,7 @@ class DriftHistograms:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (counts as base64 of the compressed vector)."""
-        body = zlib.compress(self.counts.astype("<i8").tobytes(), 6)
+        body = zlib.compress(self.counts.astype("<i8").tobytes(), 1)
         return {
             "fingerprint": self.fingerprint,
             "rows": self.rows,
