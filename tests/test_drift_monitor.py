@@ -324,3 +324,22 @@ def test_training_rows_survive_the_store_round_trip_for_constraints(service, adu
     with service.store.engine.connect() as conn:
         n = conn.execute(sa.select(sa.func.count()).select_from(archive_mod.drift_archives)).scalar_one()
     assert n == 1
+
+
+def test_the_archive_over_rest(client, service, engine) -> None:
+    srv, app = engine
+    sub = subscribe_credit(service, srv.url)
+    r = client.get(f"/v1/subscriptions/{sub.id}/monitors/drift/archive")
+    assert r.status_code == 404 and "configure the drift monitor" in r.json()["error"]["message"]
+    service.monitors.configure(sub.id, "drift", {})
+    r = client.get(f"/v1/subscriptions/{sub.id}/monitors/drift/archive")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["version"] == 1 and body["current"] is True
+    assert body["summary"]["detector"]["train_rows"] == 700
+    rules = {c["id"]: c for c in body["constraints"]}
+    assert rules["range:Age"]["min"] == 19 and "Age within [19, 75]" == rules["range:Age"]["rule"]
+    r = client.post(f"/v1/subscriptions/{sub.id}/monitors/drift/archive")
+    assert r.status_code == 201 and r.json()["version"] == 2
+    assert app.state.stats["internal_calls"] == 2
+    assert client.get("/v1/subscriptions/nope/monitors/drift/archive").status_code == 404

@@ -264,7 +264,12 @@ def ensure(service: Service, sub: Subscription, *, train_detector: bool = True) 
     if stored is not None and stored.fingerprint == want and not _retry(stored):
         _cache[sub.id] = stored
         return stored, False
+    return relearn(service, sub, train_detector=train_detector), True
+
+
+def relearn(service: Service, sub: Subscription, *, train_detector: bool = True) -> DriftArchive:
+    """Learn the archive now and store it as the next version."""
     log.info("learning the drift archive of subscription %s", sub.id)
     archive = save(service, sub.id, build(service, sub, train_detector=train_detector))
     _cache[sub.id] = archive
-    return archive, True
+    return archive

@@ -100,14 +100,15 @@ class DriftMonitor(Monitor):
             return None
         t0 = time.perf_counter()
         try:
-            arch, built = archive_mod.ensure(service, sub, train_detector=self._detector_wanted(sub, config))
+            arch, built = archive_mod.ensure(service, sub, train_detector=self.detector_wanted(sub, config))
         except Exception as exc:  # the configuration stays; the first run tries again and reports
             log.warning("drift archive of %s not learned at configuration", sub.id, exc_info=True)
             return {"archive": {"error": getattr(exc, "message", None) or f"{exc.__class__.__name__}: {exc}"}}
         return {"archive": _archive_details(arch, built, t0)}
 
     @staticmethod
-    def _detector_wanted(sub: Subscription, config: DriftConfig) -> bool:
+    def detector_wanted(sub: Subscription, config: DriftConfig) -> bool:
+        """Whether the archive includes an accuracy detector for this subscription and configuration."""
         return config.enable_model_drift and sub.problem_type.classification and config.train_drift_model
 
     def default_thresholds(self, sub: Subscription, config: DriftConfig) -> list[Threshold]:
@@ -187,7 +188,7 @@ class DriftMonitor(Monitor):
         sub = run.sub
         model_drift = config.enable_model_drift and sub.problem_type.classification
         t0 = time.perf_counter()
-        archive, built = archive_mod.ensure(run.service, sub, train_detector=self._detector_wanted(sub, config))
+        archive, built = archive_mod.ensure(run.service, sub, train_detector=self.detector_wanted(sub, config))
         details["archive"] = _archive_details(archive, built, t0)
         layout = sub.layout
         columns = [*sub.feature_fields, layout.prediction_column]
