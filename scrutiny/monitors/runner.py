@@ -20,7 +20,7 @@ from scrutiny.monitors import alerts as alerts_mod
 from scrutiny.monitors import configs, partials
 from scrutiny.monitors import measurements as ms
 from scrutiny.monitors.base import Monitor, Result, Status, Window
-from scrutiny.monitors.reader import read_all, read_batches
+from scrutiny.monitors.reader import Filter, read_all, read_batches
 from scrutiny.monitors.tables import monitor_configs
 from scrutiny.monitors.window import Resolved, resolve, resolve_rows
 from scrutiny.store.types import utcnow
@@ -118,12 +118,15 @@ class RunContext:
         window's size): for per-row verdicts over a window whose aggregates come from partials."""
         if self.resolved is None or self.resolved.rows == 0 or limit <= 0:
             return None
+        # The window is the ``rows`` most recent rows before its end, so its ``limit`` newest rows
+        # are the newest before the end: no lower edge in the query, which lets the database
+        # walk the timestamp index backwards and stop (with the edge, SQLite sorted every row).
         return read_all(
             self.conn,
             self.sub,
             self.monitor.table,
             columns=columns,
-            flt=self.resolved.row_filter(),
+            flt=Filter(end=self.resolved.window.end),
             newest_first=True,
             limit=min(limit, self.resolved.rows),
         )

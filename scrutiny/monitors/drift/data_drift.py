@@ -160,7 +160,7 @@ def _feature(f: FeatureReference, counts: np.ndarray, unseen: dict[str, int]) ->
         test = "anderson_darling"
         values_ref, values_cur = train[:-1], counts[:-1]
         stat, p = measures.anderson_darling_binned(values_ref, values_cur)
-        ks = measures.ks_binned(values_ref, values_cur)[0]
+        ks = measures.ks_distance(values_ref, values_cur)
         if miss or tmiss:  # a change in how often the value is missing is drift too
             p_missing = measures.two_proportions(tmiss, trows, miss, rows)
             p = min(1.0, 2.0 * min(p, p_missing))

@@ -43,6 +43,15 @@ def total_variation(reference: np.ndarray, current: np.ndarray) -> float:
     return float(0.5 * np.abs(_shares(reference) - _shares(current)).sum())
 
 
+def ks_distance(reference: np.ndarray, current: np.ndarray) -> float:
+    """The Kolmogorov-Smirnov distance alone (its exact p-value costs 35 ms per feature at a
+    million rows, and drift reports the distance only: the verdict's test is Anderson-Darling)."""
+    m, n = float(np.sum(reference)), float(np.sum(current))
+    if m == 0 or n == 0:
+        return 0.0
+    return float(np.max(np.abs(np.cumsum(reference) / m - np.cumsum(current) / n)))
+
+
 def ks_binned(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Kolmogorov-Smirnov distance of two samples given as counts on ordered bins, and its
     asymptotic p-value (SciPy's ``ks_2samp(method="asymp")`` rule). On bins the distance is
@@ -51,7 +60,7 @@ def ks_binned(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]
     m, n = float(np.sum(reference)), float(np.sum(current))
     if m == 0 or n == 0:
         return 0.0, 1.0
-    d = float(np.max(np.abs(np.cumsum(reference) / m - np.cumsum(current) / n)))
+    d = ks_distance(reference, current)
     return d, ks_pvalue(d, m, n)
 
 
