@@ -338,7 +338,7 @@ def test_the_archive_over_rest(client, service, engine) -> None:
     assert body["version"] == 1 and body["current"] is True
     assert body["summary"]["detector"]["train_rows"] == 700
     rules = {c["id"]: c for c in body["constraints"]}
-    assert rules["range:Age"]["min"] == 19 and "Age within [19, 75]" == rules["range:Age"]["rule"]
+    assert rules["range:Age"]["min"] == 19 and rules["range:Age"]["rule"] == "Age within [19, 75]"
     r = client.post(f"/v1/subscriptions/{sub.id}/monitors/drift/archive")
     assert r.status_code == 201 and r.json()["version"] == 2
     assert app.state.stats["internal_calls"] == 2

@@ -61,6 +61,12 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
     function builds partials from rows read back from the table (backfill, window edges), so a
     column may be missing from a batch (a meta column added later): treat it as all null.
 
+``partials_in_database(conn, sub, plan) -> Iterable[(bucket, Partial, rows, min_ts, max_ts)] | None``
+    Optional, for backfill: the partial of every hour bucket computed by the database itself
+    (an aggregate query instead of reading every row back; ``bucket`` is ``datetime64[h]``,
+    the timestamps ``datetime64[us]``). ``None`` (or no such method) means "read the rows and
+    ``build``". Fairness groups counts with one ``GROUP BY`` on PostgreSQL.
+
 ``empty(plan) -> Partial``
     The identity of ``merge`` (a window with no rows).
 
@@ -75,10 +81,11 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
 ``evaluate(run: Run) -> Result``
     Compute the values from ``run.partial()`` (the window's partials, merged) and, when the
     metric needs rows (listing biased transactions, per-transaction drift verdicts), from
-    ``run.batches(columns)`` (the window's rows, streamed in chunks), ``run.latest(n, columns)``
-    (only the window's ``n`` most recent rows, when the rest is covered by partials) or
-    ``run.score(request)`` (internal scoring through the engine, never logged as payload);
-    ``run.service`` reaches what else a monitor keeps (training rows, a learned model). Return
+    ``run.batches(columns)`` (the window's rows, streamed in chunks; ``newest_first`` with
+    ``limit`` for the most recent ones; ``table`` to read the other record table up to the
+    window's end) or ``run.score(request)`` (internal scoring through the engine, never logged
+    as payload); ``run.training_frame()`` gives the training rows, and ``run.service`` what
+    else a monitor keeps (a model learned from the training data, in its own table). Return
     ``Result(values={metric: number | None}, details={...})``, or
     ``Result.insufficient(message, records)`` when the window has too few rows. Values that
     cannot be computed are ``None`` with the reason in ``details``. Raising fails the run: the
@@ -320,11 +327,19 @@ class Run(Protocol):
 
     def partial(self) -> Any: ...
 
-    def batches(self, columns: list[str] | None = None, chunk: int = 50_000) -> Iterator[RecordBatch]: ...
-
-    def latest(self, limit: int, columns: list[str] | None = None) -> RecordBatch | None: ...
+    def batches(
+        self,
+        columns: list[str] | None = None,
+        chunk: int = 50_000,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+        table: str | None = None,
+    ) -> Iterator[RecordBatch]: ...
 
     def score(self, request: ScoringRequest) -> Any: ...
+
+    def training_frame(self) -> Any: ...  # the training rows (pandas), or None without training data
 
     @property
     def service(self) -> Service: ...

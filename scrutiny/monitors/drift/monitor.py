@@ -194,8 +194,11 @@ class DriftMonitor(Monitor):
         columns = [*sub.feature_fields, layout.prediction_column]
         if layout.probability_column:
             columns.append(layout.probability_column)
-        batch = run.latest(config.max_samples, columns)
-        if batch is None or len(batch) == 0:
+        parts = list(run.batches(columns, newest_first=True, limit=min(config.max_samples, run.records)))
+        if not parts:
+            return
+        batch = RecordBatch.concat(parts)
+        if len(batch) == 0:
             return
         n = len(batch)
         cols = batch.columns
