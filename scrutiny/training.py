@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 QUANTILES = np.linspace(0.0, 1.0, 101)
 MAX_DISTINCT = 100
-STATS_VERSION = 1
+STATS_VERSION = 2  # 2: quartile bins closed on the right, as LIME's
 
 
 def read_training_data(
@@ -81,18 +81,21 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
         median=float(np.median(x)),
         quantiles=[float(v) for v in q],
     )
-    # Quartile bins with their moments: LIME-style perturbation samples inside them.
-    edges = np.unique(q[[0, 25, 50, 75, 100]])
-    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max(len(edges) - 2, 0))
+    # Quartile bins with their moments: LIME-style perturbation samples inside them. The bins are
+    # LIME's (QuartileDiscretizer): cut at the distinct quartiles, closed on the right, so a value
+    # tied with a quartile (common for integers; capital-gain's quartiles are all 0) falls in the
+    # bin it closes, and a feature whose quartiles coincide still splits at them.
+    cuts = np.unique(q[[25, 50, 75]])
+    idx = np.searchsorted(cuts, x, side="left")
+    lows = [float(x.min()), *cuts.tolist()]
+    highs = [*cuts.tolist(), float(x.max())]
     bins = []
-    for b in range(max(len(edges) - 1, 1)):
+    for b in range(len(cuts) + 1):
         xb = x[idx == b]
-        lo = float(edges[b]) if len(edges) > 1 else float(edges[0])
-        hi = float(edges[b + 1]) if len(edges) > 1 else float(edges[0])
         bins.append(
             {
-                "lo": lo,
-                "hi": hi,
+                "lo": lows[b],
+                "hi": highs[b],
                 "count": int(xb.size),
                 "mean": float(xb.mean()) if xb.size else None,
                 "std": float(xb.std()) if xb.size else None,
@@ -100,6 +103,7 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
                 "max": float(xb.max()) if xb.size else None,
             }
         )
+    out["quartile_cuts"] = cuts.tolist()  # bin b holds cuts[b-1] < x <= cuts[b]
     out["quartile_bins"] = bins
     uniq, cnt = np.unique(x, return_counts=True)
     if uniq.size <= MAX_DISTINCT:
