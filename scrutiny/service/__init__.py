@@ -18,6 +18,7 @@ log = logging.getLogger("scrutiny")
 
 class Service:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        from scrutiny.explain.service import ExplanationService
         from scrutiny.service.bindings import BindingService
         from scrutiny.service.keys import KeyService
         from scrutiny.service.payloads import PayloadService
@@ -32,12 +33,14 @@ class Service:
         self.bindings = BindingService(self)
         self.subscriptions = SubscriptionService(self)
         self.payloads = PayloadService(self)
+        self.explanations = ExplanationService(self)
 
     @property
     def data_mart_id(self) -> str:
         return str(self.store.catalog.data_mart()["id"])
 
     def close(self) -> None:
+        self.explanations.close()
         self.engines.close()
         self.store.close()
 
