@@ -46,9 +46,13 @@ class Scored:
 class ScoresRows(Protocol):
     """What an explainer needs from a scorer (``Scorer`` for engines; tests also score in-process)."""
 
-    classification: bool
-    labels: list[Any]
     truncated: bool
+
+    @property
+    def classification(self) -> bool: ...
+
+    @property
+    def labels(self) -> list[Any]: ...
 
     def score(self, fields: list[str], values: list[list[Any]], *, min_rows: int | None = None) -> Scored: ...
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from explain_helpers import LocalScorer, credit_model, python_row, space_of
+from explain_helpers import LocalScorer, agreement, credit_model, lime_oracle, python_row, space_of
 
 from scrutiny.demo import credit
 from scrutiny.explain.features import CategoricalFeature, NumericFeature
@@ -101,66 +101,9 @@ def test_one_scoring_call_and_the_result_shape(german: pd.DataFrame, space) -> N
     )
 
 
-def _lime_oracle(german: pd.DataFrame, model: Any, mode: str, features: list[str], categorical: list[str]):  # type: ignore[no-untyped-def]
-    """The `lime` package on the same data: categories label-encoded, decoded again for the model.
-
-    Numbers are clipped to their training range before the model sees them. That corrects a bug
-    of lime 0.2.0.1 and only that: ``BaseDiscretizer.get_undiscretize_values`` returns the
-    z-score (0) instead of the value for a bin whose minimum equals its maximum, so every
-    perturbation in the first quartile bin of ``Dependents`` (all 1s) reaches the model as 0, a
-    value outside the training data (85% of its rows). Such a bin only occurs at the bottom
-    (min == first quartile), where clipping restores the right value."""
-    from lime.lime_tabular import LimeTabularExplainer
-
-    codes = {c: sorted(german[c].unique()) for c in categorical}
-    X = german[features].copy()
-    for c in categorical:
-        X[c] = X[c].map({v: i for i, v in enumerate(codes[c])})
-    X = X.to_numpy(np.float64)
-    numeric = [c for c in features if c not in categorical]
-    lows, highs = german[numeric].min(), german[numeric].max()
-
-    def decode(arr: np.ndarray) -> pd.DataFrame:
-        df = pd.DataFrame(arr, columns=features)
-        for c in categorical:
-            df[c] = np.asarray(codes[c], dtype=object)[df[c].astype(int)]
-        for c in numeric:
-            df[c] = df[c].clip(lows[c], highs[c]).round().astype(int)
-        return df
-
-    explainer = LimeTabularExplainer(
-        X,
-        mode=mode,
-        feature_names=features,
-        categorical_features=[features.index(c) for c in categorical],
-        discretize_continuous=True,
-        random_state=42,
-    )
-    predict = (
-        (lambda a: model.predict_proba(decode(a))) if mode == "classification" else (lambda a: model.predict(decode(a)))
-    )
-    return explainer, X, predict
-
-
-def agreement(ours: list[tuple[str, float]], theirs: list[tuple[str, float]], where: str) -> bool:
-    """The oracle comparison. Signs must never disagree: no feature in both explanations has
-    opposite signs. Returns whether the top features agree: each top 3 (feature and sign) lies
-    within the other's top 5. On German credit the `lime` package meets that against itself
-    with another seed on 37 of 40 rows (near-ties swap places), and Scrutiny against `lime`
-    on 38 of 40."""
-    signs = {f: np.sign(w) for f, w in ours}
-    clash = [f for f, w in theirs if f in signs and signs[f] != np.sign(w)]
-    assert not clash, (where, clash, ours[:5], theirs[:5])
-
-    def top(c: list[tuple[str, float]], k: int) -> set[tuple[str, float]]:
-        return {(f, float(np.sign(w))) for f, w in c[:k]}
-
-    return top(ours, 3) <= top(theirs, 5) and top(theirs, 3) <= top(ours, 5)
-
-
 def test_agrees_with_the_lime_package_on_german_credit(german: pd.DataFrame, space) -> None:  # type: ignore[no-untyped-def]
     model = credit_model()
-    explainer, X, predict = _lime_oracle(german, model, "classification", credit.FEATURES, credit.CATEGORICAL_FEATURES)
+    explainer, X, predict = lime_oracle(german, model, "classification", credit.FEATURES, credit.CATEGORICAL_FEATURES)
     agree = []
     for i in ROWS:
         record = python_row(german, i, credit.FEATURES)
@@ -178,7 +121,7 @@ def test_regression_agrees_with_the_lime_package(german: pd.DataFrame) -> None:
     model = credit.train_amount_model(german)
     categorical = [c for c in credit.CATEGORICAL_FEATURES if c in credit.AMOUNT_FEATURES]
     space = space_of(german, credit.AMOUNT_FEATURES, categorical, "LoanAmount", "regression")
-    explainer, X, predict = _lime_oracle(german, model, "regression", credit.AMOUNT_FEATURES, categorical)
+    explainer, X, predict = lime_oracle(german, model, "regression", credit.AMOUNT_FEATURES, categorical)
     agree = []
     for i in ROWS[:8]:
         record = python_row(german, i, credit.AMOUNT_FEATURES)

@@ -178,7 +178,7 @@ def list_explanations(
     total, rows = service_of(request).explanations.list(
         subscription_id, scoring_id=scoring_id, method=method, status=status, limit=limit, offset=offset
     )
-    return {"total": total, "explanations": [r.to_dict() for r in rows]}
+    return JSONResponse({"total": total, "explanations": [r.to_dict() for r in rows]})
 
 
 @router.get(
@@ -187,7 +187,8 @@ def list_explanations(
     dependencies=[READ],
 )
 def get_explanation(subscription_id: str, explanation_id: str, request: Request) -> Any:
-    return service_of(request).explanations.get(subscription_id, explanation_id).to_dict()
+    """One explanation as stored: the same body ``POST`` answered with once it finished."""
+    return JSONResponse(service_of(request).explanations.get(subscription_id, explanation_id).to_dict())
 
 
 # -- OpenScale v1 task API ----------------------------------------------------------------------
