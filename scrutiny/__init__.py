@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from scrutiny.sdk import Client, FeedbackRecord, PayloadRecord
+    from scrutiny.sdk import Client, PayloadRecord
 
-__all__ = ["Client", "FeedbackRecord", "PayloadRecord", "__version__"]
+__all__ = ["Client", "PayloadRecord", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     # The SDK is imported on first use, so `import scrutiny` stays cheap for the server and CLI.
-    if name in ("Client", "PayloadRecord", "FeedbackRecord"):
+    if name in ("Client", "PayloadRecord"):
         from scrutiny import sdk
 
         return getattr(sdk, name)

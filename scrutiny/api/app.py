@@ -142,9 +142,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.shutdown = []
     install_error_handlers(app)
 
-    from scrutiny.api.routes import admin, bindings, explanations, payloads, subscriptions
+    from scrutiny.api.routes import admin, bindings, explanations, feedback, payloads, subscriptions
 
-    for module in (admin, bindings, subscriptions, payloads, explanations):
+    for module in (admin, bindings, subscriptions, payloads, feedback, explanations):
         app.include_router(module.router)
     for extension in extensions:
         extension(app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from explain_helpers import ADULT_FEATURES, ADULT_LABELS, Subscribed, adult_model, subscribe
+from tests.explain.explain_helpers import ADULT_FEATURES, ADULT_LABELS, Subscribed, adult_model, subscribe
 
 from scrutiny._server import BackgroundServer
 from scrutiny.demo import credit

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import httpx
-from explain_helpers import Subscribed, python_row
+from tests.explain.explain_helpers import Subscribed, python_row
 
 from scrutiny._server import BackgroundServer
 from scrutiny.demo import credit

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from explain_helpers import LocalScorer, agreement, credit_model, lime_oracle, python_row, space_of
+from tests.explain.explain_helpers import LocalScorer, agreement, credit_model, lime_oracle, python_row, space_of
 
 from scrutiny.demo import credit
 from scrutiny.explain.features import CategoricalFeature, NumericFeature

@@ -6,7 +6,7 @@ plain per-call predict function."""
 from __future__ import annotations
 
 import pytest
-from explain_helpers import (
+from tests.explain.explain_helpers import (
     ADULT_CATEGORICAL,
     ADULT_FEATURES,
     ADULT_LABELS,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from explain_helpers import Subscribed, engine_stats, python_row, subscribe
+from tests.explain.explain_helpers import Subscribed, engine_stats, python_row, subscribe
 
 from scrutiny._server import BackgroundServer
 from scrutiny.demo import credit
@@ -321,7 +321,7 @@ def test_deleting_the_subscription_deletes_its_explanations(credit_sub: Subscrib
 
 
 def test_adult_census_through_the_engine(service: Service, adult_engine: BackgroundServer) -> None:
-    from explain_helpers import ADULT_FEATURES, load_adult
+    from tests.explain.explain_helpers import ADULT_FEATURES, load_adult
 
     s = subscribe(
         service,
