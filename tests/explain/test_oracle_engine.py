@@ -6,6 +6,10 @@ plain per-call predict function."""
 from __future__ import annotations
 
 import pytest
+
+from scrutiny._server import BackgroundServer
+from scrutiny.demo import credit
+from scrutiny.service import Service
 from tests.explain.explain_helpers import (
     ADULT_CATEGORICAL,
     ADULT_FEATURES,
@@ -17,10 +21,6 @@ from tests.explain.explain_helpers import (
     load_adult,
     subscribe,
 )
-
-from scrutiny._server import BackgroundServer
-from scrutiny.demo import credit
-from scrutiny.service import Service
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from tests.explain.explain_helpers import Subscribed, engine_stats, python_row, subscribe
 
 from scrutiny._server import BackgroundServer
 from scrutiny.demo import credit
@@ -18,6 +17,7 @@ from scrutiny.errors import Conflict, InvalidInput, NotFound
 from scrutiny.explain.service import ExplanationService
 from scrutiny.explain.store import ERROR, FINISHED, IN_PROGRESS
 from scrutiny.service import Service
+from tests.explain.explain_helpers import Subscribed, engine_stats, python_row, subscribe
 
 
 def calls(before: dict[str, int], after: dict[str, int], key: str = "calls:credit-risk") -> int:
