@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import threading
 import time
@@ -322,7 +323,9 @@ class ExplanationService:
             prediction = logged.get(sub.layout.prediction_column)
             result["logged_prediction"] = prediction
             result["logged_probability"] = logged.get(PREDICTION_PROBABILITY)
-            result["prediction_changed"] = prediction is not None and prediction != result.get("prediction")
+            result["prediction_changed"] = prediction is not None and not _same_prediction(
+                prediction, result.get("prediction")
+            )
         return result
 
     # -- read ----------------------------------------------------------------------------------
@@ -354,3 +357,10 @@ class ExplanationService:
                 return sub
             return sub
         raise NotFound(f"no subscription has a payload row {scoring_id!r}")
+
+
+def _same_prediction(logged: Any, now: Any) -> bool:
+    """A regression prediction read back from the data mart may differ in its last bits."""
+    if isinstance(logged, (int, float)) and isinstance(now, (int, float)) and not isinstance(logged, bool):
+        return math.isclose(float(logged), float(now), rel_tol=1e-9, abs_tol=1e-12)
+    return bool(logged == now)

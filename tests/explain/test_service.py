@@ -115,6 +115,8 @@ def test_regression(amount_sub: Subscribed) -> None:
     expected = model.predict(pd.DataFrame([expl.record["values"][0]], columns=credit.AMOUNT_FEATURES))[0]
     assert expl.result["prediction"] == pytest.approx(expected, abs=1e-5)  # the engine rounds to 6 places
     assert expl.result["probability"] is None and expl.result["contributions"]
+    assert expl.result["prediction_changed"] is False
+    assert expl.result["logged_prediction"] == pytest.approx(expl.result["prediction"])
     with pytest.raises(InvalidInput, match="classification"):
         svc.explanations.create(sub.id, scoring_id="tx-1", method="contrastive")
     both = svc.explanations.explain(sub.id, scoring_id="tx-1", method="lime+contrastive")
