@@ -34,7 +34,7 @@ def task_entity(expl: Explanation) -> dict[str, Any]:
             }
             for c in result["classes"]
         ]
-    elif "contributions" in result and result.get("method") == "lime":
+    elif "contributions" in result and "lime" in expl.method.split("+"):
         entity["predictions"] = [
             {"value": result.get("prediction"), "explanation_features": _features(result["contributions"])}
         ]
@@ -88,3 +88,33 @@ def _moves(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _iso(ts: Any) -> str | None:
     return ts.isoformat().replace("+00:00", "Z") if ts is not None else None
+
+
+def v2_task(expl: Explanation) -> dict[str, Any]:
+    """``GET /v2/explanation_tasks/{id}``: ``entity.explanations[]`` per explanation type."""
+    v1 = task_entity(expl)
+    explanations: list[dict[str, Any]] = []
+    if "lime" in expl.method.split("+") and expl.result:
+        explanations.append({"explanation_type": "lime", "predictions": v1["predictions"]})
+    if "contrastive_explanation" in v1:
+        explanations.append({"explanation_type": "contrastive", **v1["contrastive_explanation"]})
+    record = expl.record
+    return {
+        "metadata": {
+            "explanation_task_id": expl.id,
+            "created_at": _iso(expl.created_at),
+            "updated_at": _iso(expl.finished_at or expl.started_at or expl.created_at),
+        },
+        "entity": {
+            "status": v1["status"],
+            "asset": {"subscription_id": expl.subscription_id},
+            "scoring_id": expl.scoring_id,
+            "explanation_types": v1["explanation_types"],
+            "input_features": [
+                {"name": f, "value": v} for f, v in zip(record["fields"], record["values"][0], strict=True)
+            ],
+            "explanations": explanations,
+            "scoring_calls": expl.scoring_calls,
+            "scored_rows": expl.scored_rows,
+        },
+    }

@@ -191,3 +191,33 @@ def test_viewer_key_reads_but_cannot_start_explanations(client: httpx.Client, cr
     url = f"/v1/subscriptions/{credit_sub.sub.id}/explanations"
     assert client.post(url, json={"scoring_id": "tx-1"}, headers=headers).status_code == 403
     assert client.get(url, headers=headers).status_code == 200
+
+
+def test_openscale_v2_explanation_tasks(client: httpx.Client, credit_sub: Subscribed) -> None:
+    r = client.post(
+        "/v2/explanation_tasks",
+        json={"scoring_ids": ["tx-0-1", "tx-1"], "explanation_types": ["lime", "contrastive"]},
+    )
+    assert r.status_code == 202, r.text
+    ids = r.json()["metadata"]["explanation_task_ids"]
+    assert len(ids) == 2
+    for task_id, scoring_id in zip(ids, ["tx-0-1", "tx-1-1"], strict=True):
+        body = poll(client, f"/v2/explanation_tasks/{task_id}", lambda b: b["entity"]["status"]["state"])
+        entity = body["entity"]
+        assert entity["status"]["state"] == "finished" and entity["scoring_id"] == scoring_id
+        assert [e["explanation_type"] for e in entity["explanations"]] == ["lime", "contrastive"]
+        lime = entity["explanations"][0]["predictions"][0]
+        assert lime["explanation_features"] and lime["value"] in credit.LABELS
+        assert "pertinent_negative_features" in entity["explanations"][1]
+        assert [f["name"] for f in entity["input_features"]] == credit.FEATURES
+    only = client.post("/v2/explanation_tasks", json={"scoring_ids": ["tx-2"], "explanation_types": ["contrastive"]})
+    body = poll(
+        client,
+        f"/v2/explanation_tasks/{only.json()['metadata']['explanation_task_ids'][0]}",
+        lambda b: b["entity"]["status"]["state"],
+    )
+    assert [e["explanation_type"] for e in body["entity"]["explanations"]] == ["contrastive"]
+    before = client.get(f"/v1/subscriptions/{credit_sub.sub.id}/explanations").json()["total"]
+    r = client.post("/v2/explanation_tasks", json={"scoring_ids": ["tx-3", "missing-1"]})
+    assert r.status_code == 404  # nothing started: every id is checked first
+    assert client.get(f"/v1/subscriptions/{credit_sub.sub.id}/explanations").json()["total"] == before

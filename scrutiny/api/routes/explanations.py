@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scrutiny.api.auth import READ, WRITE, service_of
 from scrutiny.api.models import ERRORS
 from scrutiny.errors import NotFound
-from scrutiny.explain.openscale import task
+from scrutiny.explain.openscale import task, v2_task
 from scrutiny.explain.service import METHODS
 from scrutiny.explain.store import ERROR, FINISHED, Explanation
 
@@ -235,3 +235,57 @@ def get_explanation_task(data_mart_id: str, task_id: str, request: Request) -> A
     """``entity.status.state`` (in_progress, finished, error) and ``entity.predictions[i].explanation_features``."""
     _check_data_mart(request, data_mart_id)
     return task(service_of(request).explanations.get(None, task_id))
+
+
+# -- OpenScale v2 task API ----------------------------------------------------------------------
+class ExplanationTasksV2Create(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    scoring_ids: list[str] = Field(min_length=1, max_length=1000)
+    explanation_types: list[Literal["lime", "contrastive"]] = Field(default_factory=lambda: ["lime"], min_length=1)
+    subscription_id: str | None = None
+
+
+@router.post("/v2/explanation_tasks", status_code=202, dependencies=[WRITE], tags=["OpenScale compatibility"])
+async def create_explanation_tasks_v2(body: ExplanationTasksV2Create, request: Request) -> Any:
+    """OpenScale v2: one task per scoring id, ``202 {"metadata": {"explanation_task_ids"}}``. Every
+    id is checked before any task starts (an unknown one is a 404 and starts nothing)."""
+    svc = service_of(request)
+    types = set(body.explanation_types)
+
+    def create() -> list[Explanation]:
+        subs = {}
+        for sid in body.scoring_ids:
+            sub_id = body.subscription_id or svc.explanations.find_subscription_of(sid).id
+            sub = svc.subscriptions.get(sub_id)
+            svc.explanations.find_row(sub, sid)
+            subs[sid] = sub
+        out = []
+        for sid, sub in subs.items():
+            classification = sub.problem_type.classification
+            if types == {"contrastive"} and classification:
+                method = "contrastive"
+            elif "contrastive" in types and classification:
+                method = "lime+contrastive"
+            else:
+                method = "lime"
+            out.append(svc.explanations.create(sub.id, scoring_id=sid, method=method))
+        return out
+
+    created = await anyio.to_thread.run_sync(create)
+    for expl in created:
+        svc.explanations.submit(expl.id)
+    return JSONResponse(
+        {
+            "metadata": {
+                "explanation_task_ids": [e.id for e in created],
+                "created_at": created[0].created_at.isoformat().replace("+00:00", "Z"),
+            }
+        },
+        status_code=202,
+    )
+
+
+@router.get("/v2/explanation_tasks/{task_id}", dependencies=[READ], tags=["OpenScale compatibility"])
+def get_explanation_task_v2(task_id: str, request: Request) -> Any:
+    """``entity.status.state`` and ``entity.explanations[]`` (one per explanation type)."""
+    return JSONResponse(v2_task(service_of(request).explanations.get(None, task_id)))
