@@ -148,6 +148,8 @@ class FeatureSpace:
                 raise InvalidInput("the record has no value for this feature; it cannot be explained", field=f.name)
             if not f.categorical and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise InvalidInput(f"expected a number, got {v!r}", field=f.name)
+            if isinstance(v, int) and not isinstance(v, bool) and not -(2**63) <= v < 2**63:
+                raise InvalidInput("the number is out of the 64-bit integer range", field=f.name)
 
 
 def _feature(name: str, kind: Kind, stats: dict[str, Any]) -> Feature:

@@ -126,9 +126,10 @@ class ExplanationService:
             source = "payload"
         else:
             values = self._inline(sub, space, record)
-            row_id = "record:" + hashlib.sha256(orjson.dumps(values, default=str)).hexdigest()[:32]
             source = "inline"
         space.check_row(values)
+        if source == "inline":
+            row_id = "record:" + hashlib.sha256(orjson.dumps(values, default=str)).hexdigest()[:32]
         expl = Explanation(
             id=str(uuid.uuid4()),
             subscription_id=sub.id,
