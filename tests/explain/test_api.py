@@ -86,6 +86,10 @@ def test_errors(client: httpx.Client, credit_sub: Subscribed, service: Service) 
     r = client.post(url, json={"scoring_id": "tx-1", "options": {"perturbations": "many"}})
     assert r.status_code == 422 and r.json()["error"]["field"] == "options.perturbations"
     assert client.post(url, json={}).status_code == 422
+    row = python_row(credit_sub.frame, 0, credit.FEATURES)
+    row[credit.FEATURES.index("LoanDuration")] = 2**70
+    r = client.post(url, json={"record": {"fields": credit.FEATURES, "values": [row]}})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "LoanDuration"
     assert client.post("/v1/subscriptions/nope/explanations", json={"scoring_id": "tx-1"}).status_code == 404
     assert client.get(f"{url}/not-an-id").status_code == 404
     assert client.get(url).json()["total"] == 0  # nothing stored for rejected requests
