@@ -241,7 +241,7 @@ def get_explanation_task(data_mart_id: str, task_id: str, request: Request) -> A
 class ExplanationTasksV2Create(BaseModel):
     model_config = ConfigDict(extra="allow")
     scoring_ids: list[str] = Field(min_length=1, max_length=1000)
-    explanation_types: list[Literal["lime", "contrastive"]] = Field(default_factory=lambda: ["lime"], min_length=1)
+    explanation_types: list[Literal["lime", "contrastive"]] = Field(["lime"], min_length=1)
     subscription_id: str | None = None
 
 
