@@ -32,7 +32,7 @@ def postgres_unavailable() -> str | None:
                 c.exec_driver_sql("select 1")
             eng.dispose()
             _pg_state["reason"] = None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _pg_state["reason"] = f"PostgreSQL at {PG_URL} does not answer ({exc.__class__.__name__}); start it or set SCRUTINY_TEST_PG_URL"
     return _pg_state["reason"]
 
