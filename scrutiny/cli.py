@@ -62,6 +62,9 @@ def serve(
     settings = settings_from(data_dir, database_url, host, port, scheduler=scheduler, defaults={"SCRUTINY_SCHEDULER": "1"})
     app_ = create_app(settings)
     created = app_.state.service.keys.ensure_admin_key()
+    from scrutiny._runtime import tune_gc
+
+    tune_gc()
     console.print(
         f"Scrutiny {__version__} on {settings.url} (docs at {settings.url}/docs), store {_safe_url(settings.store_url)}"
     )

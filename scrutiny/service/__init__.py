@@ -10,6 +10,7 @@ import logging
 
 from scrutiny.config import Settings
 from scrutiny.engines import EnginePool
+from scrutiny.ingest.writer import GroupWriter
 from scrutiny.security import CredentialBox
 from scrutiny.store import Store
 
@@ -30,6 +31,7 @@ class Service:
         self.store = store or Store.open(settings.store_url, sqlite_synchronous=settings.sqlite_synchronous)
         self.box = CredentialBox.from_settings(settings.secret_key, settings.secret_key_file)
         self.engines = EnginePool()
+        self.writer = GroupWriter(self.store)
         self.keys = KeyService(self)
         self.bindings = BindingService(self)
         self.subscriptions = SubscriptionService(self)
@@ -42,6 +44,7 @@ class Service:
         return str(self.store.catalog.data_mart()["id"])
 
     def close(self) -> None:
+        self.writer.close()
         self.engines.close()
         self.store.close()
 
