@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from monitor_support import T0, credit_model, payload_records, spread, subscribe_credit
 
 from scrutiny.demo import credit
+from tests.monitor_support import T0, credit_model, payload_records, spread, subscribe_credit
 
 
 @pytest.fixture

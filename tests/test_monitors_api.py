@@ -12,7 +12,6 @@ from datetime import timedelta
 import numpy as np
 import orjson
 import pytest
-from monitor_support import T0, credit_model, log_feedback, log_predictions, spread, subscribe_credit
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -22,6 +21,7 @@ from scrutiny._server import BackgroundServer
 from scrutiny.demo import credit
 from scrutiny.monitors.scheduler import Scheduler
 from scrutiny.monitors.webhooks import DeliveryPolicy
+from tests.monitor_support import T0, credit_model, log_feedback, log_predictions, spread, subscribe_credit
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from monitor_support import T0, payload_records, spread, subscribe_credit
 from pydantic import Field
 
 from scrutiny.demo import credit
@@ -20,6 +19,7 @@ from scrutiny.monitors import registry
 from scrutiny.monitors.base import Direction, Metric, Monitor, MonitorConfig, Result, Window
 from scrutiny.monitors.partials import KeyedCounts, pack, unpack
 from scrutiny.monitors.tables import monitor_partials
+from tests.monitor_support import T0, payload_records, spread, subscribe_credit
 
 
 class RowCheckConfig(MonitorConfig):

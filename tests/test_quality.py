@@ -11,7 +11,11 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-from monitor_support import (
+from sklearn import metrics as skm
+
+from scrutiny.demo import credit
+from scrutiny.monitors import quality_metrics as qm
+from tests.monitor_support import (
     ADULT_CATEGORICAL,
     ADULT_NUMERIC,
     T0,
@@ -22,10 +26,6 @@ from monitor_support import (
     spread,
     subscribe_frame,
 )
-from sklearn import metrics as skm
-
-from scrutiny.demo import credit
-from scrutiny.monitors import quality_metrics as qm
 
 EXACT = 1e-9
 AUC_TOL = 1e-3
