@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
 import struct
 import threading
 import uuid
@@ -74,7 +75,7 @@ def unpack(data: bytes) -> dict[str, Any]:
     out: dict[str, Any] = dict(header["j"])
     for name, (dtype, shape, offset) in header["a"].items():
         dt = np.dtype(dtype)
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape) if shape else 1
         arr = np.frombuffer(data, dtype=dt, count=count, offset=base + offset)
         out[name] = arr.reshape(shape).copy()
     return out
@@ -247,10 +248,11 @@ def on_records_written(conn: sa.Connection, sub: Subscription, kind: str, batch:
     if len(batch) == 0:
         return
     lock_shared(conn, sub.id)
-    mc = monitor_configs.c
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
     rows: list[Any] = list(
-        conn.execute(
-            sa.select(mc.monitor, mc.enabled, mc.table_kind, mc.plan_id).where(mc.subscription_id == sub.id)
+        conn.exec_driver_sql(
+            f"SELECT monitor, enabled, table_kind, plan_id FROM monitor_configs WHERE subscription_id = {mark}",
+            (sub.id,),
         ).all()
     )
     present = {r.monitor for r in rows}
@@ -277,7 +279,27 @@ def on_records_written(conn: sa.Connection, sub: Subscription, kind: str, batch:
             state = found.build(plan, part).to_bytes()
             out.append(partial_row(sub.id, found.name, r.plan_id, bucket, part, state))
     if out:
-        conn.execute(monitor_partials.insert(), out)
+        insert_partials(conn, out)
+
+
+def insert_partials(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Append partial rows with one driver-level statement (this runs inside every ingest)."""
+    pg = conn.dialect.name == "postgresql"
+    mark = "%s" if pg else "?"
+    names = ("subscription_id", "monitor", "plan_id", "bucket", "rows", "min_ts", "max_ts", "state")
+    params = []
+    for r in rows:
+        if pg:
+            params.append(tuple(r[k] for k in names))
+        else:
+            params.append(tuple(_sqlite_ts(r[k]) if k in ("bucket", "min_ts", "max_ts") else r[k] for k in names))
+    conn.exec_driver_sql(
+        f"INSERT INTO monitor_partials ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})", params
+    )
+
+
+def _sqlite_ts(ts: datetime) -> str:
+    return ts.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 _defaults: list[Monitor] | None = None
@@ -340,7 +362,7 @@ def rebuild(conn: sa.Connection, sub: Subscription, mon: Monitor, plan: dict[str
                     "state": part.to_bytes(),
                 }
             )
-        conn.execute(monitor_partials.insert(), out)
+        insert_partials(conn, out)
 
     for chunk in read_batches(conn, sub, mon.table, columns=columns):
         for bucket, part in split_by_bucket(chunk):

@@ -85,18 +85,20 @@ class RunContext:
         if self.resolved is None:
             return total
         merged: list[tuple[partials.BucketInfo, bytes]] = []
+        whole = [p.info for p in self.resolved.pieces if p.info is not None]
         for piece in self.resolved.pieces:
-            if piece.info is None and piece.batch is None:
-                continue  # a monitor without partials: nothing to merge
             if piece.batch is not None:
                 total = total.merge(mon.build(plan, piece.batch))
-                continue
-            info = piece.info
-            assert info is not None
-            bucket_partial = None
-            for _, state in partials.load_states(self.conn, info.ids):
-                p = mon.load_partial(state)
-                bucket_partial = p if bucket_partial is None else bucket_partial.merge(p)
+        # every stored bucket's states in a few queries, merged bucket by bucket
+        bucket_of = {pid: info for info in whole for pid in info.ids}
+        per_bucket: dict[Any, Any] = {}
+        for pid, state in partials.load_states(self.conn, list(bucket_of)):
+            info = bucket_of[pid]
+            p = mon.load_partial(state)
+            prev = per_bucket.get(info.bucket)
+            per_bucket[info.bucket] = p if prev is None else prev.merge(p)
+        for info in whole:
+            bucket_partial = per_bucket.pop(info.bucket, None)
             if bucket_partial is None:
                 continue
             if len(info.ids) > 1:  # serialise now: a later merge may update the object in place
