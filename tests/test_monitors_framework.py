@@ -284,3 +284,18 @@ def test_configuration_errors_name_the_field(service, engine_server, rowcheck) -
     with pytest.raises(NotFound, match="unknown monitor 'nope'"):
         service.monitors.configure(sub.id, "nope", {})
     assert credit.LABEL  # the fixture data is the real German credit set
+
+
+def test_deleting_a_subscription_removes_its_monitor_state(service, engine_server, rowcheck, german) -> None:
+    from scrutiny.monitors.tables import alerts, measurements, monitor_configs
+
+    sub = subscribe_credit(service, engine_server.url)
+    service.monitors.configure(
+        sub.id, "rowcheck", {"thresholds": [{"metric": "rows", "type": "upper_limit", "value": 1}]}
+    )
+    log_rows(service, sub, german.iloc[:20], spread(20, T0, timedelta(hours=1)), "d")
+    assert service.monitors.run(sub.id, "rowcheck", now=T0 + timedelta(hours=2))["violations"]
+    service.subscriptions.delete(sub.id)
+    with service.store.engine.connect() as conn:
+        for table in (monitor_configs, monitor_partials, measurements, alerts):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0, table.name
