@@ -275,9 +275,23 @@ def on_records_written(conn: sa.Connection, sub: Subscription, kind: str, batch:
         plan = loaded_plan(conn, sub.id, found, r.plan_id)
         if groups is None:
             groups = list(split_by_bucket(batch))
-        for bucket, part in groups:
-            state = found.build(plan, part).to_bytes()
-            out.append(partial_row(sub.id, found.name, r.plan_id, bucket, part, state))
+        try:
+            built = [
+                partial_row(sub.id, found.name, r.plan_id, bucket, part, found.build(plan, part).to_bytes())
+                for bucket, part in groups
+            ]
+        except Exception:
+            # A monitor must never stop records from being stored: its partials no longer cover
+            # every row, so its next run rebuilds them from the table (and reports the error).
+            log.exception(
+                "monitor %s could not aggregate %d rows of %s; it will rebuild", found.name, len(batch), sub.id
+            )
+            conn.exec_driver_sql(
+                f"UPDATE monitor_configs SET plan_ready = {mark} WHERE subscription_id = {mark} AND monitor = {mark}",
+                (False, sub.id, found.name),
+            )
+            continue
+        out += built
     if out:
         insert_partials(conn, out)
 

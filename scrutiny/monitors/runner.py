@@ -190,6 +190,7 @@ def run(
         "duration_ms": int((time.perf_counter() - t0) * 1000),
     }
     with store.write() as conn:
+        partials.lock_exclusive(conn, f"{sub.id}/{mon.name}/alerts")  # one alert per episode, even for concurrent runs
         ms.insert(conn, measurement)
         if status is Status.FINISHED:
             alerts_mod.update(conn, sub, mon.name, measurement_id, values, limits, violated, now)
