@@ -103,3 +103,18 @@ def test_no_traffic_is_zero_throughput_not_an_error(service, engine_server) -> N
     m = service.monitors.run(sub.id, "performance", now=T0 + timedelta(minutes=30))
     assert m["status"] == "finished"
     assert m["values"]["requests_per_minute"] == 0 and m["values"]["average_processing_time"] is None
+
+
+def test_run_window_bounds_from_the_api(client, service, engine_server, german) -> None:
+    sub = subscribe_credit(service, engine_server.url)
+    log(service, sub, german, 50, 3, T0, timedelta(hours=1), "w")
+    base = f"/v1/subscriptions/{sub.id}/monitors/performance/runs"
+    naive = {
+        "start": T0.replace(tzinfo=None).isoformat(),
+        "end": (T0 + timedelta(hours=1)).replace(tzinfo=None).isoformat(),
+    }
+    r = client.post(base, params=naive)  # no zone: UTC
+    assert r.status_code == 201, r.text
+    assert r.json()["values"]["requests_per_minute"] == pytest.approx(50 / 60)
+    r = client.post(base, params={"start": naive["end"], "end": naive["start"]})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "start"

@@ -92,7 +92,12 @@ class MonitorService:
         trigger: str = "manual",
         now: datetime | None = None,
     ) -> dict[str, Any]:
+        from scrutiny.errors import InvalidInput
+
         sub = self.service.subscriptions.get(sub_id)
+        start, end = _utc(start), _utc(end)
+        if start is not None and end is not None and start >= end:
+            raise InvalidInput("start must be before end", field="start")
         return runner.run(self.service, sub, registry.get(name), trigger=trigger, start=start, end=end, now=now)
 
     def request_run(self, sub_id: str, name: str) -> dict[str, Any]:
@@ -187,6 +192,15 @@ class MonitorService:
             for batch in read_batches(conn, sub, mon.table, flt=flt, newest_first=True, limit=limit, offset=offset):
                 out.extend(rows_of(batch))
         return out
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    """Times without a zone are UTC (what the API documents)."""
+    from datetime import UTC
+
+    if t is None:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def rows_of(batch: Any) -> list[dict[str, Any]]:
