@@ -21,7 +21,7 @@ def list_alerts(
     subscription_id: str | None = None,
     monitor: str | None = None,
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=100_000_000),
 ) -> Alerts:
     """Alerts, newest first: one per episode of a violated threshold (opened when a run violates
     it, closed when a later run is back within the limit)."""

@@ -134,7 +134,7 @@ def list_measurements(
     end: datetime | None = Query(None, description="measured before (ISO-8601)"),
     status: Literal["finished", "insufficient_data", "error"] | None = None,
     limit: int = Query(1000, ge=1, le=100_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=100_000_000),
 ) -> Measurements:
     """Measurements, newest first: values, the limits in force at the time, violations, details."""
     rows = service_of(request).monitors.measurements(
@@ -160,7 +160,7 @@ def measurement_records(
     actual: str | None = Query(None, description="quality: the confusion-matrix row (actual label)"),
     predicted: str | None = Query(None, description="quality: the confusion-matrix column (predicted label)"),
     limit: int = Query(100, ge=1, le=10_000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=100_000_000),
 ) -> dict[str, Any]:
     """The records a measurement evaluated, newest first; for quality, optionally one cell of
     its confusion matrix."""
