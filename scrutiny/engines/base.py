@@ -211,7 +211,7 @@ class Engine(ABC):
         if n == 0:
             return ScoringResponse([], [])
         step = max(1, self.batch_rows(deployment, request))
-        parts = []
+        parts: list[ScoringResponse] = []
         for start in range(0, n, step):
             chunk = request.slice(start, start + step)
             native = self.encode_request(deployment, chunk, ctx)
