@@ -29,6 +29,8 @@ def test_demo_shows_measurements_and_an_alert(tmp_path: Path, monkeypatch) -> No
         open_alerts = svc.monitors.alerts(subscription_id=sub.id, status="open")
         assert any(a["monitor"] == "quality" and a["metric"] == "accuracy" for a in open_alerts)
         enabled = {m["monitor"] for m in svc.monitors.configs(sub.id) if m["enabled"]}
-        assert {"quality", "performance"} <= enabled
+        assert {"quality", "performance", "fairness"} <= enabled
+        fairness = svc.monitors.measurements(sub.id, monitor="fairness", status="finished")
+        assert fairness and {"fairness_value.Sex", "fairness_value.Age"} <= set(fairness[0]["values"])
     finally:
         svc.close()

@@ -271,3 +271,33 @@ def test_scheduler_thread_and_prometheus_metrics(api, client, service, labelled)
         x.startswith("scrutiny_monitor_limit") and 'metric="area_under_roc"' in x and 'type="lower_limit"' in x
         for x in text.splitlines()
     )
+
+
+def test_fairness_through_the_framework_api(client, labelled) -> None:
+    """Fairness (its own package) configured, run, thresholded and exposed like every monitor."""
+    base = f"/v1/subscriptions/{labelled.id}"
+    recs = client.get(f"{base}/monitors/fairness/recommendations").json()["recommendations"]
+    assert {"Sex", "Age"} <= {r["feature"] for r in recs}
+    assert client.get(f"{base}/monitors/quality/recommendations").status_code == 404
+    cfg = {
+        "features": [
+            {"feature": "Sex", "majority": ["male"], "minority": ["female"], "threshold": 0.99},
+            {"feature": "Age", "majority": [[26, 75]], "minority": [[18, 25]]},
+        ],
+        "favourable_class": ["No Risk"],
+        "unfavourable_class": ["Risk"],
+        "min_records": 50,
+    }
+    r = client.put(f"{base}/monitors/fairness", json={**cfg, "features": [{"feature": "Sexx", "minority": ["f"]}]})
+    assert r.status_code == 422 and "Sexx" in r.json()["error"]["message"]
+    r = client.put(f"{base}/monitors/fairness", json=cfg)
+    assert r.status_code == 200, r.text
+    m = client.post(f"{base}/monitors/fairness/runs").json()
+    assert m["status"] == "finished" and m["records"] == 300
+    assert {"fairness_value.Sex", "fairness_value.Age"} <= set(m["values"])
+    limits = {(t["metric"], t["type"]): t["value"] for t in m["thresholds"]}
+    assert limits[("fairness_value.Sex", "lower_limit")] == 0.99
+    if m["values"]["fairness_value.Sex"] < 0.99:
+        assert client.get("/v1/alerts", params={"subscription_id": labelled.id, "monitor": "fairness"}).json()["alerts"]
+    text = client.get("/metrics").text
+    assert any('metric="fairness_value"' in x and 'qualifier="Sex"' in x for x in text.splitlines())

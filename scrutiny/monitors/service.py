@@ -76,6 +76,17 @@ class MonitorService:
         row = configs.put(self.store, sub, mon, dict(body or {}), enabled=enabled)
         return configs.view(mon, sub, row)
 
+    def recommendations(self, sub_id: str, name: str) -> list[dict[str, Any]]:
+        """Configuration suggestions of monitors that offer them (fairness: protected attributes)."""
+        from scrutiny.errors import NotFound
+
+        sub = self.service.subscriptions.get(sub_id)
+        mon = registry.get(name)
+        recommend = getattr(mon, "recommend", None)
+        if not callable(recommend):
+            raise NotFound(f"monitor {mon.name!r} offers no recommendations")
+        return [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in recommend(sub)]
+
     def disable(self, sub_id: str, name: str) -> dict[str, Any]:
         sub = self.service.subscriptions.get(sub_id)
         mon = registry.get(name)

@@ -165,6 +165,10 @@ class MonitorHandle:
     def measurements(self, **kw: Any) -> pd.DataFrame:
         return self.subscription.measurements(monitor=self.name, **kw)
 
+    def recommendations(self) -> list[dict[str, Any]]:
+        """Suggested configuration entries (fairness: the protected attributes found)."""
+        return list(self.client.get(self._path + "/recommendations")["recommendations"])
+
     def latest(self) -> dict[str, Any] | None:
         """The newest finished measurement, or None."""
         rows = self.subscription.measurement_list(monitor=self.name, status="finished", limit=1)

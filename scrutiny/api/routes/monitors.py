@@ -98,6 +98,13 @@ def disable_monitor(subscription_id: str, monitor: MonitorName, request: Request
     return MonitorConfigOut(**service_of(request).monitors.disable(subscription_id, monitor))
 
 
+@router.get("/v1/subscriptions/{subscription_id}/monitors/{monitor}/recommendations", dependencies=[READ])
+def monitor_recommendations(subscription_id: str, monitor: MonitorName, request: Request) -> dict[str, Any]:
+    """What the monitor suggests configuring on this subscription (fairness: the protected
+    attributes found by column name and values, each with a ready configuration entry to review)."""
+    return {"recommendations": service_of(request).monitors.recommendations(subscription_id, monitor)}
+
+
 @router.post(
     "/v1/subscriptions/{subscription_id}/monitors/{monitor}/runs",
     status_code=201,
