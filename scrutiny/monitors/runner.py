@@ -146,14 +146,36 @@ class RunContext:
             limit=limit,
         )
 
-    def training_frame(self) -> Any:
-        """The subscription's training rows (a DataFrame), or None when it has none."""
-        from scrutiny.errors import NotFound
+    def training_frame(self, columns: list[str] | None = None) -> Any:
+        """The subscription's training rows (a DataFrame), or None when it has none; ``columns``
+        reads only those (the others are not fetched at all)."""
+        import pandas as pd
 
-        try:
-            return self.service.subscriptions.training_frame(self.sub.id)
-        except NotFound:
+        from scrutiny.errors import NotFound
+        from scrutiny.service.subscriptions import training_table
+        from scrutiny.store import records
+
+        if columns is None:
+            try:
+                return self.service.subscriptions.training_frame(self.sub.id)
+            except NotFound:
+                return None
+        name = training_table(self.sub.id)
+        if not records.exists(self.conn, name):
             return None
+        quote = self.conn.dialect.identifier_preparer.quote
+        present = {c["name"] for c in sa.inspect(self.conn).get_columns(name)}
+        cols = [c for c in dict.fromkeys(columns) if c in present]
+        if not cols:
+            return pd.DataFrame(index=range(0))
+        result = self.conn.exec_driver_sql(f"SELECT {', '.join(quote(c) for c in cols)} FROM {quote(name)}")
+        try:
+            rows = result.cursor.fetchall() if result.cursor is not None else []  # plain tuples: no Row objects
+        finally:
+            result.close()
+        if not rows:
+            return pd.DataFrame({c: [] for c in cols})
+        return pd.DataFrame(dict(zip(cols, (list(v) for v in zip(*rows, strict=True)), strict=True)))
 
     def score(self, request: ScoringRequest) -> Any:
         """Score through the engine as internal traffic (never logged as payload)."""
