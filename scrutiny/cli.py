@@ -45,13 +45,20 @@ def version() -> None:
 
 Scheduler = Annotated[
     bool | None,
-    typer.Option("--scheduler/--no-scheduler", help="run monitors on their schedules, deliver alerts [env SCRUTINY_SCHEDULER; default on]"),
+    typer.Option(
+        "--scheduler/--no-scheduler",
+        help="run monitors on their schedules, deliver alerts [env SCRUTINY_SCHEDULER; default on]",
+    ),
 ]
 
 
 @app.command()
 def serve(
-    host: Host = None, port: Port = None, data_dir: DataDir = None, database_url: DbUrl = None, scheduler: Scheduler = None
+    host: Host = None,
+    port: Port = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Run the API (and everything registered with it) on the configured store."""
     import uvicorn
@@ -59,7 +66,9 @@ def serve(
     from scrutiny.api.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = settings_from(data_dir, database_url, host, port, scheduler=scheduler, defaults={"SCRUTINY_SCHEDULER": "1"})
+    settings = settings_from(
+        data_dir, database_url, host, port, scheduler=scheduler, defaults={"SCRUTINY_SCHEDULER": "1"}
+    )
     app_ = create_app(settings)
     created = app_.state.service.keys.ensure_admin_key()
     from scrutiny._runtime import tune_gc
