@@ -309,7 +309,7 @@ def run_backend(name: str, url: str | None, rows: int, new: int, overhead_rows: 
                 new_frame,
                 pd.DataFrame({"prediction": pred, "probability": list(proba)}),
                 scoring_ids=ids,
-                scoring_timestamps=[now - timedelta(seconds=1)] * new,
+                scoring_timestamps=[now] * new,
                 response_times=[20] * new,
                 batch_size=1000,
             )
