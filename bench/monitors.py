@@ -121,7 +121,12 @@ def subscribe(service: Any, name: str, training: Any) -> Any:
 
 
 def monitor_configs(available: list[str]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {"quality": {"max_rows_per_evaluation": None}, "performance": {}}
+    """Drift first: its peak RSS is measured from the server's resting footprint."""
+    out: dict[str, dict[str, Any]] = {}
+    if "drift" in available:
+        # feature drift and data consistency; the accuracy detector needs the model's scores of the
+        # training rows through an engine, which this bench has none of (bench/drift_core.py times it)
+        out["drift"] = {"train_drift_model": False, "enable_model_drift": False}
     if "fairness" in available:
         out["fairness"] = {
             "features": [
@@ -131,8 +136,8 @@ def monitor_configs(available: list[str]) -> dict[str, dict[str, Any]]:
             "unfavourable_class": ["bad"],
             "min_records": 100,
         }
-    if "drift" in available:
-        out["drift"] = {}
+    out["quality"] = {"max_rows_per_evaluation": None}
+    out["performance"] = {}
     return out
 
 
@@ -195,19 +200,30 @@ def ingest_overhead(
 # -- runs through the API ----------------------------------------------------------------------------
 
 
+def reset_peak_rss(pid: int) -> None:
+    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux ``clear_refs``)."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def timed_run(http: Any, sub_id: str, name: str) -> dict[str, Any]:
     t = time.perf_counter()
     r = http.post(f"/v1/subscriptions/{sub_id}/monitors/{name}/runs", timeout=600)
     dt = time.perf_counter() - t
     r.raise_for_status()
     m = r.json()
-    return {
+    out = {
         "seconds": round(dt, 3),
         "status": m["status"],
         "records": m["records"],
         "server_ms": m["duration_ms"],
         "measurement": m,
     }
+    if m["status"] != "finished":
+        out["message"] = m["message"]
+    return out
 
 
 # -- baselines ----------------------------------------------------------------------------------------
@@ -267,7 +283,12 @@ def run_backend(name: str, url: str | None, rows: int, new: int, overhead_rows: 
     available = registry.names()
     with tempfile.TemporaryDirectory() as d:
         db_url = url or f"sqlite:///{d}/bench.db"
-        service = Service(Settings(data_dir=Path(d) / "loader", database_url=db_url, sqlite_synchronous="NORMAL"))
+        from cryptography.fernet import Fernet
+
+        secret = Fernet.generate_key().decode()  # the server must open what the loader sealed (drift's archive)
+        service = Service(
+            Settings(data_dir=Path(d) / "loader", database_url=db_url, sqlite_synchronous="NORMAL", secret_key=secret)
+        )
         training = make_frame(100_000, seed=0)
         training["label"] = outputs(100_000, 0)[2]
         sub = subscribe(service, "bench", training)
@@ -290,12 +311,14 @@ def run_backend(name: str, url: str | None, rows: int, new: int, overhead_rows: 
         }
         service.close()
 
-        with server(db_url, {"SCRUTINY_SCHEDULER": "0"}) as (api, key, pid):
+        with server(db_url, {"SCRUTINY_SCHEDULER": "0", "SCRUTINY_SECRET_KEY": secret}) as (api, key, pid):
             out["server_rss_at_start_mb"] = peak_rss_mb(pid)
             http = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {key}"})
             runs: dict[str, Any] = {}
             for mon in configs:
+                reset_peak_rss(pid)  # each monitor's own peak, not the previous one's
                 runs[mon] = {"first": timed_run(http, sub.id, mon)}
+                runs[mon]["first"]["server_peak_rss_mb"] = peak_rss_mb(pid)
             out["server_peak_rss_after_first_runs_mb"] = peak_rss_mb(pid)
             # new rows arrive through the API
             client = Client(api, key, timeout=600)
@@ -369,7 +392,7 @@ def summarise(out: dict[str, Any], base: dict[str, Any]) -> None:
         checks["fairness_first_run_ok"] = runs["fairness"]["first"]["seconds"] <= TARGETS["fairness_s"]
     if "drift" in runs:
         checks["drift_first_run_ok"] = runs["drift"]["first"]["seconds"] <= TARGETS["drift_s"]
-        checks["drift_rss_ok"] = out.get("server_peak_rss_mb", 1e9) <= TARGETS["drift_peak_rss_mb"]
+        checks["drift_rss_ok"] = runs["drift"]["first"].get("server_peak_rss_mb", 1e9) <= TARGETS["drift_peak_rss_mb"]
     out["targets_met"] = checks
 
 

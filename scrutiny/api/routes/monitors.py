@@ -183,6 +183,8 @@ def install(app: Any) -> None:
 
     async def start(app: Any) -> None:
         svc = app.state.service
+        # import every built-in monitor now (drift brings SciPy): the first run should not pay for it
+        await anyio.to_thread.run_sync(registry.all_monitors)
         svc.monitors.expose_metrics()
         if app.state.settings.scheduler:
             svc.monitors.start_scheduler()
