@@ -269,13 +269,13 @@ def on_records_written(conn: sa.Connection, sub: Subscription, kind: str, batch:
     for r in rows:
         if not r.enabled or r.table_kind != kind or r.plan_id is None:
             continue
-        found = registry.find(r.monitor)
-        if found is None:
-            continue
-        plan = loaded_plan(conn, sub.id, found, r.plan_id)
-        if groups is None:
-            groups = list(split_by_bucket(batch))
         try:
+            found = registry.find(r.monitor)
+            if found is None:
+                continue
+            plan = loaded_plan(conn, sub.id, found, r.plan_id)
+            if groups is None:
+                groups = list(split_by_bucket(batch))
             built = [
                 partial_row(sub.id, found.name, r.plan_id, bucket, part, found.build(plan, part).to_bytes())
                 for bucket, part in groups
@@ -284,11 +284,11 @@ def on_records_written(conn: sa.Connection, sub: Subscription, kind: str, batch:
             # A monitor must never stop records from being stored: its partials no longer cover
             # every row, so its next run rebuilds them from the table (and reports the error).
             log.exception(
-                "monitor %s could not aggregate %d rows of %s; it will rebuild", found.name, len(batch), sub.id
+                "monitor %s could not aggregate %d rows of %s; it will rebuild", r.monitor, len(batch), sub.id
             )
             conn.exec_driver_sql(
                 f"UPDATE monitor_configs SET plan_ready = {mark} WHERE subscription_id = {mark} AND monitor = {mark}",
-                (False, sub.id, found.name),
+                (False, sub.id, r.monitor),
             )
             continue
         out += built
@@ -320,9 +320,20 @@ _defaults: list[Monitor] | None = None
 
 
 def _default_monitors() -> list[Monitor]:
+    """Monitors on by default (performance). One that fails to load is left out: it must never
+    fail an ingest."""
     global _defaults
     if _defaults is None:
-        _defaults = [m for m in registry.all_monitors() if m.enabled_by_default]
+        found = []
+        for name in registry.known_names():
+            try:
+                mon = registry.find(name)
+            except Exception:
+                log.exception("monitor %s cannot be loaded", name)
+                continue
+            if mon is not None and mon.enabled_by_default:
+                found.append(mon)
+        _defaults = found
     return _defaults
 
 
