@@ -155,3 +155,13 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 # Components of later layers (monitors, proxy, dashboard) register a function here that adds
 # their routers and start-up hooks to the app.
 extensions: list[Any] = []
+
+
+def _install_proxy(app: FastAPI) -> None:
+    """The scoring proxy (``scrutiny.proxy``): its routes, spool, background writer and ``/metrics``."""
+    from scrutiny.proxy.asgi import install
+
+    install(app)
+
+
+extensions.append(_install_proxy)
