@@ -271,13 +271,9 @@ class HttpEngine(Engine):
                 status, raw, body = await fast.exchange(
                     "POST", url, {**headers, **fast_auth}, native.body, self.timeout
                 )
-                hdrs = httpx.Headers(raw)
+                hdrs = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
                 return NativeResponse(
-                    status,
-                    body,
-                    hdrs.get("content-type", ""),
-                    dict(hdrs),
-                    (time.perf_counter() - t0) * 1000,
+                    status, body, hdrs.get("content-type", ""), hdrs, (time.perf_counter() - t0) * 1000
                 )
             r = await self.aclient.post(url, content=native.body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

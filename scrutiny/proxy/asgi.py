@@ -9,14 +9,12 @@ Responses are written as raw ASGI messages so the engine's content type passes u
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
 import orjson
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -104,27 +102,95 @@ def install(app: Any) -> None:
     app.state.shutdown.append(stop_runtime)
 
 
-def create_proxy_app(settings: Settings, spool_dir: Path | None = None) -> Starlette:
+class StandaloneProxy:
+    """The standalone proxy as a bare ASGI app: the three routes need no framework, and every
+    microsecond here is paid on each scoring call."""
+
+    def __init__(self, settings: Settings, spool_dir: Path) -> None:
+        from scrutiny.service import Service
+
+        self.settings = settings
+        self.spool_dir = spool_dir
+        self.max_body = settings.max_body_bytes
+        self.state = SimpleNamespace(service=Service(settings), settings=settings, proxy_runtime=None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await start_runtime(self, self.spool_dir)
+                except Exception as exc:
+                    log.exception("the proxy could not start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await stop_runtime(self)
+                self.state.service.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rt: ProxyRuntime | None = self.state.proxy_runtime
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if rt is None or not rt.started:
+            await _Raw(_error(503, "unavailable", "the proxy is starting or stopping"))(scope, receive, send)
+            return
+        if path.startswith("/proxy/"):
+            if method != "POST":
+                await _Raw(_error(405, "method_not_allowed", "the proxy forwards POST requests"))(scope, receive, send)
+                return
+            sub_id, _, rest = path[7:].partition("/")
+            body = await _read_body(receive, self.max_body)
+            if body is None:
+                msg = f"the body exceeds {self.max_body} bytes (SCRUTINY_MAX_BODY_BYTES)"
+                await _Raw(_error(413, "payload_too_large", msg))(scope, receive, send)
+                return
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            query = scope.get("query_string", b"").decode("latin-1")
+            result = await rt.proxy.handle(sub_id, rest, query, headers, body)
+            await _Raw(result)(scope, receive, send)
+        elif path == "/metrics" and method == "GET":
+            await _Raw(ProxyResponse(200, rt.metrics.render(), METRICS_TYPE))(scope, receive, send)
+        elif path == "/health" and method == "GET":
+            await _Raw(ProxyResponse(200, orjson.dumps(rt.health())))(scope, receive, send)
+        else:
+            await _Raw(_error(404, "not_found", f"no route {path}: POST /proxy/{{subscription_id}}"))(
+                scope, receive, send
+            )
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None past ``limit`` bytes."""
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body if len(body) <= limit else None
+    parts = [body]
+    size = len(body)
+    while message.get("more_body", False):
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _error(status: int, code: str, message: str) -> ProxyResponse:
+    return ProxyResponse(status, orjson.dumps({"error": {"code": code, "message": message}}))
+
+
+def create_proxy_app(settings: Settings, spool_dir: Path | None = None) -> StandaloneProxy:
     """The standalone proxy: its own process, spool and metrics, sharing the data mart."""
-    from scrutiny.api.app import BodyLimit
-    from scrutiny.service import Service
-
-    spool = spool_dir or settings.spool_dir / f"proxy-{settings.proxy_port}"
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await start_runtime(app, spool)
-        try:
-            yield
-        finally:
-            await stop_runtime(app)
-            app.state.service.close()
-
-    app = Starlette(
-        routes=[*ROUTES, Route("/health", health_endpoint, methods=["GET"])],
-        lifespan=lifespan,
-    )
-    app.state.service = Service(settings)
-    app.state.settings = settings
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    return app
+    return StandaloneProxy(settings, spool_dir or settings.spool_dir / f"proxy-{settings.proxy_port}")

@@ -6,7 +6,7 @@ process (tests, an application embedding the logger next to its own metrics).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -87,6 +87,16 @@ class ProxyMetrics:
             registry=r,
         )
         self._spool_gauges: list[Gauge] = []
+        self._children: dict[str, SubscriptionMetrics] = {}
+
+    def of(self, subscription_id: str) -> SubscriptionMetrics:
+        """The per-subscription children, bound once (label lookups cost a lock and a dict each)."""
+        hit = self._children.get(subscription_id)
+        if hit is None:
+            if len(self._children) > 10_000:
+                self._children.clear()
+            hit = self._children[subscription_id] = SubscriptionMetrics(self, subscription_id)
+        return hit
 
     def watch_spool(self, spool: Spool) -> None:
         """Gauges read from the spool when scraped."""
@@ -122,3 +132,20 @@ class ProxyMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class SubscriptionMetrics:
+    def __init__(self, m: ProxyMetrics, sub: str) -> None:
+        self._m = m
+        self._sub = sub
+        self._outcomes: dict[str, Any] = {}
+        self.engine_latency = m.engine_latency.labels(sub)
+
+    def outcome(self, outcome: str) -> None:
+        child = self._outcomes.get(outcome)
+        if child is None:
+            child = self._outcomes[outcome] = self._m.requests.labels(self._sub, outcome)
+        child.inc()
+
+    def engine_error(self, kind: str) -> None:
+        self._m.engine_errors.labels(self._sub, kind).inc()
