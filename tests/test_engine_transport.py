@@ -116,7 +116,7 @@ def test_a_kept_alive_connection_the_server_closed_is_retried_once_without_dupli
         for _ in range(3):
             await asyncio.sleep(0.05)  # let the close arrive
             status, _, body = await t.exchange("POST", url, {}, b"{}", TIMEOUT)
-            assert status == 200
+            assert (status, body) == (200, b'{"ok":true}')
         assert counts["requests"] == 3  # each request reached the server exactly once
 
     asyncio.run(with_server(one_per_connection, client))

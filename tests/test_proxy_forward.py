@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from proxy_support import (
     mlflow_style_app,
     payload_rows,
     proxy_client,
+    wait_for,
     rows,
     subscribe,
     to_csv,
@@ -437,3 +439,23 @@ def test_health_of_the_standalone_app(tmp_path, engine_server, german) -> None: 
         assert health["status"] == "ok" and health["spool"]["records"] == 0
         assert (settings.spool_dir / f"proxy-{settings.proxy_port}").is_dir()
         assert json.loads(httpx.get(f"{srv.url}/health").content)["store"] == "ok"
+
+
+def test_a_second_api_process_spools_apart_and_its_leftovers_are_adopted(service: Service, engine_server, german) -> None:  # type: ignore[no-untyped-def]
+    sub = subscribe(service, engine_server.url, german)
+    key = logger_key(service)
+    body = {"fields": credit.FEATURES, "values": rows(german, 1)}
+    first = create_app(service=service)
+    second = create_app(service=service)
+    with BackgroundServer(first), BackgroundServer(second) as srv2:
+        rt2: ProxyRuntime = second.state.proxy_runtime
+        assert rt2.spool.directory.name == f"api-{os.getpid()}"  # the first holds spool/api
+        rt2.drainer.stop(0)  # this process dies before its writer could deliver anything
+        with proxy_client(srv2.url, key) as c:
+            ids = [c.post(f"/proxy/{sub.id}", json=body).headers["x-scrutiny-scoring-id"] for _ in range(3)]
+    leftover = rt2.spool.directory
+    assert leftover.is_dir() and payload_rows(service, sub.id) == []
+    third = create_app(service=service)
+    with BackgroundServer(third):
+        wait_for(lambda: not leftover.exists(), 30, "the leftover spool to be adopted")
+    assert {row["scoring_id"] for row in payload_rows(service, sub.id)} == {f"{i}-1" for i in ids}

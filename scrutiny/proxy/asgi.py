@@ -77,8 +77,8 @@ ROUTES = [
 ]
 
 
-async def start_runtime(app: Any, spool_dir: Path) -> ProxyRuntime:
-    rt = ProxyRuntime(app.state.service, spool_dir)
+async def start_runtime(app: Any, spool_dir: Path, *, fallback: bool = False) -> ProxyRuntime:
+    rt = ProxyRuntime(app.state.service, spool_dir, fallback=fallback)
     await anyio.to_thread.run_sync(rt.start)
     app.state.proxy_runtime = rt
     return rt
@@ -96,7 +96,7 @@ def install(app: Any) -> None:
         app.router.routes.append(route)
 
     async def startup(app: Any) -> None:
-        await start_runtime(app, app.state.settings.spool_dir / "api")
+        await start_runtime(app, app.state.settings.spool_dir / "api", fallback=True)
 
     app.state.startup.append(startup)
     app.state.shutdown.append(stop_runtime)
