@@ -64,7 +64,7 @@ def keep_alive(response: bytes, n: int = 100) -> Handler:
     return handler
 
 
-OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}"
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"ok":true}'
 
 
 def test_content_length_and_keep_alive_reuse() -> None:
@@ -83,7 +83,9 @@ def test_content_length_and_keep_alive_reuse() -> None:
 def test_chunked_and_close_delimited_bodies() -> None:
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
 
-    async def close_delimited(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counts: dict[str, int]) -> None:
+    async def close_delimited(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counts: dict[str, int]
+    ) -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
         await writer.drain()
@@ -105,7 +107,9 @@ def test_chunked_and_close_delimited_bodies() -> None:
 
 
 def test_a_kept_alive_connection_the_server_closed_is_retried_once_without_duplicating() -> None:
-    async def one_per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counts: dict[str, int]) -> None:
+    async def one_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counts: dict[str, int]
+    ) -> None:
         await read_request(reader)
         counts["requests"] += 1
         writer.write(OK)  # claims keep-alive, then closes: an idle timeout on the server side
@@ -223,7 +227,11 @@ def test_engine_asend_fast_path_matches_httpx() -> None:
             auth = engine._fast_auth
             engine._fast_auth = None  # force httpx's client
             slow_path = await engine.asend(dep, native, internal=False)
-            assert (fast.status, fast.body, fast.content_type) == (slow_path.status, slow_path.body, slow_path.content_type)
+            assert (fast.status, fast.body, fast.content_type) == (
+                slow_path.status,
+                slow_path.body,
+                slow_path.content_type,
+            )
             assert fast.status == 200 and fast.elapsed_ms > 0
             engine._fast_auth = {}  # no credentials at all: the engine refuses, status passed on
             refused = await engine.asend(dep, native, internal=False)

@@ -48,7 +48,9 @@ def test_decorator_logs_through_the_api_with_a_logger_key(
     assert stored == {f"{sid}-{n}" for sid in ids for n in (1, 2)}
 
 
-def test_async_decorator_and_delivery_after_scrutiny_comes_back(tmp_path: Path, service: Service, api_url: str, engine_server: Any, german: Any) -> None:
+def test_async_decorator_and_delivery_after_scrutiny_comes_back(
+    tmp_path: Path, service: Service, api_url: str, engine_server: Any, german: Any
+) -> None:
     sub = subscribe(service, engine_server.url, german)
     key = logger_key(service)
     spool = tmp_path / "spool"
@@ -95,7 +97,9 @@ def test_records_the_server_rejects_are_dead_lettered_not_retried_forever(
 
 
 def test_a_full_spool_does_not_fail_the_scoring_call_unless_asked(tmp_path: Path) -> None:
-    logger = PayloadLogger("sub", spool_dir=tmp_path / "s", url="http://127.0.0.1:9", api_key="k", max_bytes=600).start()
+    logger = PayloadLogger(
+        "sub", spool_dir=tmp_path / "s", url="http://127.0.0.1:9", api_key="k", max_bytes=600
+    ).start()
     try:
 
         @log_payloads(logger)
@@ -113,28 +117,36 @@ def test_a_full_spool_does_not_fail_the_scoring_call_unless_asked(tmp_path: Path
 
 
 @pytest.fixture
-def wrapped_engine(tmp_path: Path, service: Service, engine_server: Any, german: Any) -> Iterator[tuple[BackgroundServer, Any, PayloadLogger]]:
+def wrapped_engine(
+    tmp_path: Path, service: Service, engine_server: Any, german: Any
+) -> Iterator[tuple[BackgroundServer, Any, PayloadLogger]]:
     """The demo engine app itself, wrapped in the middleware, logging straight to the store."""
     sub = subscribe(service, engine_server.url, german)
     logger = PayloadLogger(sub.id, spool_dir=tmp_path / "mw", service=service).start()
-    app = PayloadLoggingMiddleware(
-        create_engine_app(EngineOptions(faults=True)), logger, paths=["/v1/deployments/*"]
-    )
+    app = PayloadLoggingMiddleware(create_engine_app(EngineOptions(faults=True)), logger, paths=["/v1/deployments/*"])
     with BackgroundServer(app) as srv:
         yield srv, sub, logger
     logger.close()
 
 
-def test_middleware_logs_and_answers_unchanged(wrapped_engine: tuple[BackgroundServer, Any, PayloadLogger], service: Service, engine_server: Any, german: Any) -> None:
+def test_middleware_logs_and_answers_unchanged(
+    wrapped_engine: tuple[BackgroundServer, Any, PayloadLogger], service: Service, engine_server: Any, german: Any
+) -> None:
     srv, sub, logger = wrapped_engine
     body = orjson.dumps({"fields": credit.FEATURES, "values": rows(german, 3, 50)})
     plain = httpx.post(f"{engine_server.url}/v1/deployments/credit-risk/online", content=body)
-    r = httpx.post(f"{srv.url}/v1/deployments/credit-risk/online", content=body, headers={"X-Global-Transaction-Id": "t-1"})
+    r = httpx.post(
+        f"{srv.url}/v1/deployments/credit-risk/online", content=body, headers={"X-Global-Transaction-Id": "t-1"}
+    )
     assert (r.status_code, r.content, r.headers["content-type"]) == (200, plain.content, plain.headers["content-type"])
     sid = r.headers["x-scrutiny-scoring-id"]
-    caller = httpx.post(f"{srv.url}/v1/deployments/credit-risk/online", content=body, headers={"X-Scrutiny-Scoring-Id": "mine-7"})
+    caller = httpx.post(
+        f"{srv.url}/v1/deployments/credit-risk/online", content=body, headers={"X-Scrutiny-Scoring-Id": "mine-7"}
+    )
     assert caller.headers["x-scrutiny-scoring-id"] == "mine-7"
-    internal = httpx.post(f"{srv.url}/v1/deployments/credit-risk/online", content=body, headers={"X-Scrutiny-Internal": "1"})
+    internal = httpx.post(
+        f"{srv.url}/v1/deployments/credit-risk/online", content=body, headers={"X-Scrutiny-Internal": "1"}
+    )
     failed = httpx.post(f"{srv.url}/v1/deployments/fault-500/online", content=body)
     discovery = httpx.get(f"{srv.url}/v1/deployments")
     assert internal.status_code == 200 and "x-scrutiny-scoring-id" not in internal.headers

@@ -205,7 +205,9 @@ def test_kill9_under_load_loses_nothing_and_duplicates_nothing(tmp_path: Path, f
             if ok == 200:
                 proxy.kill9()
 
-        second = asyncio.run(send_load(proxy.url, key, sub_id, [f"b{i}" for i in range(400)], body, on_response=kill_at))
+        second = asyncio.run(
+            send_load(proxy.url, key, sub_id, [f"b{i}" for i in range(400)], body, on_response=kill_at)
+        )
         answered = sum(1 for s in second.values() if s == 200)
         assert 200 <= answered < 400, answered
         assert any(s != 200 for s in second.values())  # the rest hit a dead process
@@ -269,7 +271,9 @@ class PrivatePostgres:
 
     def start(self) -> None:
         opts = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"), "-o", opts, "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"), "-o", opts, "-w", "-t", "60", "start"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
@@ -289,7 +293,9 @@ def private_pg() -> Iterator[PrivatePostgres]:
         pg.destroy()
 
 
-def test_postgres_stopped_during_traffic_then_restarted(tmp_path: Path, fault_engine, german, private_pg: PrivatePostgres) -> None:  # type: ignore[no-untyped-def]
+def test_postgres_stopped_during_traffic_then_restarted(
+    tmp_path: Path, fault_engine, german, private_pg: PrivatePostgres
+) -> None:  # type: ignore[no-untyped-def]
     data_dir = tmp_path / "data"
     sub_id, key, store_url = prepare(data_dir, fault_engine.url, german, private_pg.url())
     body = httpx.Request("POST", "/", json={"fields": credit.FEATURES, "values": rows(german, 1)}).content

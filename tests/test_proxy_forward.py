@@ -16,10 +16,10 @@ from proxy_support import (
     mlflow_style_app,
     payload_rows,
     proxy_client,
-    wait_for,
     rows,
     subscribe,
     to_csv,
+    wait_for,
 )
 
 from scrutiny._server import BackgroundServer, free_port
@@ -441,7 +441,9 @@ def test_health_of_the_standalone_app(tmp_path, engine_server, german) -> None: 
         assert json.loads(httpx.get(f"{srv.url}/health").content)["store"] == "ok"
 
 
-def test_a_second_api_process_spools_apart_and_its_leftovers_are_adopted(service: Service, engine_server, german) -> None:  # type: ignore[no-untyped-def]
+def test_a_second_api_process_spools_apart_and_its_leftovers_are_adopted(
+    service: Service, engine_server, german
+) -> None:  # type: ignore[no-untyped-def]
     sub = subscribe(service, engine_server.url, german)
     key = logger_key(service)
     body = {"fields": credit.FEATURES, "values": rows(german, 1)}
@@ -459,3 +461,37 @@ def test_a_second_api_process_spools_apart_and_its_leftovers_are_adopted(service
     with BackgroundServer(third):
         wait_for(lambda: not leftover.exists(), 30, "the leftover spool to be adopted")
     assert {row["scoring_id"] for row in payload_rows(service, sub.id)} == {f"{i}-1" for i in ids}
+
+
+def test_query_string_alone_keeps_the_scoring_path(
+    proxied: Proxied, mlflow_server: BackgroundServer, german: Any
+) -> None:
+    sub = subscribe(
+        proxied.svc,
+        mlflow_server.url,
+        german,
+        engine_type="mlflow-test",
+        deployment={"name": "credit (mlflow)", "scoring_url": f"{mlflow_server.url}/invocations"},
+    )
+    body = orjson.dumps({"dataframe_split": {"columns": credit.FEATURES, "data": rows(german, 1)}})
+    with proxied.client() as c:
+        r = c.post(f"/proxy/{sub.id}?trace=on", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+    seen = mlflow_server.server.config.app.state.seen[-1]
+    assert (seen["path"], seen["query"]) == ("/invocations", "trace=on")
+
+
+def test_the_first_proxied_payload_defines_the_schema(proxied: Proxied, engine_server, german) -> None:  # type: ignore[no-untyped-def]
+    binding, _ = proxied.svc.bindings.create(name="e", engine_type="custom", credentials={"url": engine_server.url})
+    sub = proxied.svc.subscriptions.create(
+        binding_id=binding.id, deployment_id="credit-risk", asset_properties={"problem_type": "binary"}
+    )
+    assert not sub.layout.complete
+    with proxied.client() as c:
+        for i in range(3):
+            r = c.post(f"/proxy/{sub.id}", json={"fields": credit.FEATURES, "values": rows(german, 2, 2 * i)})
+            assert r.status_code == 200
+    proxied.flush()
+    stored = payload_rows(proxied.svc, sub.id)
+    assert len(stored) == 6 and not proxied.runtime.dead_letters.read()
+    assert list(proxied.svc.subscriptions.get(sub.id).layout.features.names) == credit.FEATURES

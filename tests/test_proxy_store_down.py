@@ -19,7 +19,9 @@ from scrutiny.demo import credit
 from scrutiny.service import Service
 
 
-def test_spool_bound_reached_while_the_store_is_locked(tmp_path: Path, engine_server: Any, german: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_spool_bound_reached_while_the_store_is_locked(
+    tmp_path: Path, engine_server: Any, german: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     settings = Settings(data_dir=tmp_path / "d", sqlite_synchronous="NORMAL", spool_max_bytes=48 * 1024)
     svc = Service(settings)
@@ -75,7 +77,9 @@ def test_spool_bound_reached_while_the_store_is_locked(tmp_path: Path, engine_se
     svc.close()
 
 
-def test_a_record_that_keeps_failing_on_a_healthy_store_is_set_aside(tmp_path: Path, engine_server: Any, german: Any) -> None:
+def test_a_record_that_keeps_failing_on_a_healthy_store_is_set_aside(
+    tmp_path: Path, engine_server: Any, german: Any
+) -> None:
     """A "transient" error that persists while the store answers (here: the table was dropped
     underneath) must not hold the spool hostage: after a few retries the records go to the
     dead-letter file with the database's reason, and later traffic flows."""

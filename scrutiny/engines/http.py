@@ -238,7 +238,9 @@ class HttpEngine(Engine):
         if not deployment.scoring_url:
             raise self.error(EngineRejected, "deployment has no scoring URL", deployment)
         url = deployment.scoring_url
-        if native.path:
+        if native.path.startswith("?"):  # a query string only: keep the path as it is
+            url += ("&" + native.path[1:]) if "?" in url else native.path
+        elif native.path:
             url = url.rstrip("/") + "/" + native.path.lstrip("/")
         return url
 

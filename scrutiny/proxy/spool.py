@@ -398,10 +398,11 @@ class Spool:
         with self._lock:
             return Cursor(min(self._segments, default=self._active), 0)
 
-    def read(self, cursor: Cursor, max_records: int = 2000) -> tuple[list[Item], Cursor]:
-        """Durable records after ``cursor`` (up to ``max_records``) and the cursor after them."""
+    def read(self, cursor: Cursor, max_records: int = 2000, max_bytes: int = 32 << 20) -> tuple[list[Item], Cursor]:
+        """Durable records after ``cursor`` (up to ``max_records``, or about ``max_bytes``) and the
+        cursor after them."""
         items: list[Item] = []
-        while len(items) < max_records:
+        while len(items) < max_records and sum(it.entry.end - it.entry.offset for it in items) < max_bytes:
             with self._lock:
                 seqs = sorted(s for s in self._segments if s >= cursor.segment)
                 active = self._active
