@@ -50,6 +50,9 @@ def serve(host: Host = None, port: Port = None, data_dir: DataDir = None, databa
     settings = settings_from(data_dir, database_url, host, port)
     app_ = create_app(settings)
     created = app_.state.service.keys.ensure_admin_key()
+    from scrutiny._runtime import tune_gc
+
+    tune_gc()
     console.print(
         f"Scrutiny {__version__} on {settings.url} (docs at {settings.url}/docs), store {_safe_url(settings.store_url)}"
     )

@@ -54,7 +54,7 @@ def probability_matrix(
         try:
             mat = np.array(col, dtype=np.float64)
         except (TypeError, ValueError):
-            bad = _first_bad_vector(col)
+            bad = _first_bad_vector(col, n_classes)
             raise InvalidInput(
                 f"probability must be a number or a list of numbers, got {col[bad]!r}", row=bad + 1, field=what
             ) from None
@@ -70,16 +70,22 @@ def probability_matrix(
     return mat, bad_rows.tolist()
 
 
-def _first_bad_vector(col: Sequence[Any]) -> int:
-    lengths = set()
+def _first_bad_vector(col: Any, n_classes: int | None = None) -> int:
+    """The row to blame in a ragged or non-numeric probability column: the first that is not a
+    list of numbers of the expected length (the label count, else the most common length)."""
+    from collections import Counter
+
+    def numbers(v: Any) -> bool:
+        return all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+    lengths = Counter(len(v) for v in col if isinstance(v, list) and numbers(v))
+    expected = n_classes or (lengths.most_common(1)[0][0] if lengths else None)
+    scalars = sum(1 for v in col if isinstance(v, (int, float)) and not isinstance(v, bool))
     for i, v in enumerate(col):
         if isinstance(v, list):
-            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            if not numbers(v) or (expected is not None and len(v) != expected) or scalars:
                 return i
-            lengths.add(len(v))
-            if len(lengths) > 1:
-                return i
-        elif not isinstance(v, (int, float)) or isinstance(v, bool):
+        elif not isinstance(v, (int, float)) or isinstance(v, bool) or lengths:
             return i
     return 0
 
@@ -98,6 +104,8 @@ def decode_predictions(raw: list[Any], labels: list[Any]) -> list[Any]:
     """Map class indices (``1.0``, ``"1"``) to labels when the labels are not numbers themselves."""
     if not labels or all(isinstance(label, (int, float)) and not isinstance(label, bool) for label in labels):
         return raw
+    if set(map(type, raw)) <= {str, type(None)}:
+        return raw  # already labels
     n = len(labels)
     out = list(raw)
     for i, v in enumerate(raw):
@@ -130,9 +138,9 @@ def normalize(
             ) from None
         if pred.ndim != 1:
             raise InvalidInput("a regression prediction must be one number per row", field=prediction_field)
-        bad_rows = np.flatnonzero(~np.isfinite(pred))
-        if bad_rows.size:
-            r = int(bad_rows[0])
+        nonfinite = np.flatnonzero(~np.isfinite(pred))
+        if nonfinite.size:
+            r = int(nonfinite[0])
             raise InvalidInput(f"prediction {pred_col[r]!r} is not a finite number", row=r + 1, field=prediction_field)
         return Outputs(pred, None, None)
 
@@ -140,9 +148,9 @@ def normalize(
     prob = None
     if have_prob:
         what = probability_fields[0] if len(probability_fields) == 1 else "class probabilities"
-        prob, bad = probability_matrix([columns[f] for f in probability_fields], n_classes, what)
-        if bad:
-            raise InvalidInput("probabilities must be finite numbers between 0 and 1", row=bad[0] + 1, field=what)
+        prob, bad_rows = probability_matrix([columns[f] for f in probability_fields], n_classes, what)
+        if bad_rows:
+            raise InvalidInput("probabilities must be finite numbers between 0 and 1", row=bad_rows[0] + 1, field=what)
         if n_classes is not None and prob.shape[1] != n_classes:
             raise InvalidInput(
                 f"probability has {prob.shape[1]} classes but the subscription has {n_classes} labels {labels}",

@@ -32,8 +32,10 @@ def postgres_unavailable() -> str | None:
                 c.exec_driver_sql("select 1")
             eng.dispose()
             _pg_state["reason"] = None
-        except Exception as exc:  # noqa: BLE001
-            _pg_state["reason"] = f"PostgreSQL at {PG_URL} does not answer ({exc.__class__.__name__}); start it or set SCRUTINY_TEST_PG_URL"
+        except Exception as exc:
+            _pg_state["reason"] = (
+                f"PostgreSQL at {PG_URL} does not answer ({exc.__class__.__name__}); start it or set SCRUTINY_TEST_PG_URL"
+            )
     return _pg_state["reason"]
 
 
@@ -82,7 +84,13 @@ def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> It
         if reason:
             pytest.skip(reason)
         schema, url = _fresh_pg_schema(PG_URL)
-    yield Settings(data_dir=tmp_path / "data", database_url=url, sqlite_synchronous="NORMAL", engine_retries=2, engine_read_timeout=10)
+    yield Settings(
+        data_dir=tmp_path / "data",
+        database_url=url,
+        sqlite_synchronous="NORMAL",
+        engine_retries=2,
+        engine_read_timeout=10,
+    )
     if schema:
         _drop_pg_schema(PG_URL, schema)
 

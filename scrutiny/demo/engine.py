@@ -108,7 +108,7 @@ def _models() -> dict[str, _Model]:
     }
 
 
-FAULTS = ("fault-500", "fault-html", "fault-shape", "fault-rows", "fault-slow", "fault-400")
+FAULTS = ("fault-500", "fault-html", "fault-shape", "fault-rows", "fault-slow", "fault-400", "fault-flaky")
 
 
 def create_engine_app(options: EngineOptions | None = None, models: dict[str, Any] | None = None) -> Starlette:
@@ -201,8 +201,12 @@ def create_engine_app(options: EngineOptions | None = None, models: dict[str, An
         if request.headers.get("x-scrutiny-internal") == "1":
             stats["internal_calls"] += 1
         body = await request.body()
-        if opts.faults and name in FAULTS:
+        if opts.faults and name == "fault-flaky" and stats["calls:fault-flaky"] % 2 == 1:
+            return JSONResponse({"error": "temporarily unavailable"}, status_code=503)  # every other call
+        if opts.faults and name in FAULTS and name != "fault-flaky":
             return await _fault(name, body)
+        if name == "fault-flaky":
+            name = "credit-risk"
         model = served.get(name)
         if model is None:
             return JSONResponse({"error": f"no deployment {name!r}"}, status_code=404)

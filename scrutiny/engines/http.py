@@ -69,7 +69,8 @@ class MintedBearer(httpx.Auth):
         if not token:
             raise EngineAuthError(f"token endpoint {self.auth_url} returned no access_token")
         self._token = str(token)
-        self._expires = time.monotonic() + float(data.get("expires_in") or 3600) - 30
+        ttl = float(data.get("expires_in") or 3600)
+        self._expires = time.monotonic() + ttl - min(30.0, ttl / 10)  # refresh before it runs out
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._token is None or time.monotonic() >= self._expires:

@@ -148,7 +148,7 @@ def parse_arrow(body: bytes | pa.Table, sub: Subscription, *, now: datetime | No
     if "scoring_id" in record:
         sid = record["scoring_id"].to_numpy(zero_copy_only=False)
         if pa.types.is_string(record["scoring_id"].type) or pa.types.is_large_string(record["scoring_id"].type):
-            nulls = np.flatnonzero(np.equal(sid, None))
+            nulls = np.flatnonzero(pa.compute.is_null(record["scoring_id"]).to_numpy(zero_copy_only=False))
         else:
             raise InvalidInput("scoring_id must be a string column", field="scoring_id")
         given = np.ones(n, dtype=bool)

@@ -135,6 +135,9 @@ def json_texts(values: list[Any]) -> list[Any]:
 
 def timestamp_texts(ts: np.ndarray, dialect: str) -> list[str]:
     """UTC timestamps as the text each backend parses fastest (SQLAlchemy's format on SQLite)."""
+    if len(ts) > 1 and (ts == ts[0]).all():  # a batch stamped at arrival: format once
+        one = timestamp_texts(ts[:1], dialect)[0]
+        return [one] * len(ts)
     text = np.datetime_as_string(ts, unit="us")
     if dialect == "postgresql":
         return [t + "+00" for t in text.tolist()]
@@ -148,6 +151,10 @@ def vector_values(prob: np.ndarray, dialect: str) -> list[Any]:
     dumps = orjson.dumps
     if np.isnan(prob).any():
         return [None if any(x != x for x in r) else dumps(r).decode() for r in rows]
+    if prob.ndim == 2 and len(prob):
+        # one orjson call for the whole matrix, split into rows: "[[a,b],[c,d]]" -> "[a,b]", "[c,d]"
+        text = orjson.dumps(prob, option=orjson.OPT_SERIALIZE_NUMPY).decode()[2:-2]
+        return ["[" + part + "]" for part in text.split("],[")]
     return [dumps(r).decode() for r in rows]
 
 

@@ -20,6 +20,7 @@ from scrutiny.schema import Kind
 NoneType = type(None)
 _NUMBER_OK = frozenset({int, float, NoneType})
 Locate = Callable[[int], tuple[int | None, int | None]]  # batch position -> (record index, row number)
+Values = Sequence[Any] | np.ndarray  # one column: JSON values, or an already-typed array (Arrow)
 
 
 def _fail(message: str, pos: int, field: str, locate: Locate) -> InvalidInput:
@@ -35,7 +36,7 @@ def _describe(v: Any) -> str:
     return repr(v)
 
 
-def to_numbers(values: Sequence[Any], field: str, locate: Locate, *, integer: bool = False) -> np.ndarray:
+def to_numbers(values: Values, field: str, locate: Locate, *, integer: bool = False) -> np.ndarray:
     """float64 array; numbers or numeric strings, null allowed, never NaN/inf, integral if ``integer``."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         arr = values.astype(np.float64, copy=False)  # columnar input: NaN already means null
@@ -71,18 +72,18 @@ def to_numbers(values: Sequence[Any], field: str, locate: Locate, *, integer: bo
                 raise _fail(f"expected a number, got {_describe(v)}", i, field, locate)
     bad = ~np.isfinite(arr)
     if bad.any():
-        for i in np.flatnonzero(bad):
-            if values[i] is not None:
-                raise _fail(f"{values[i]!r} is not a finite number", int(i), field, locate)
+        for pos in np.flatnonzero(bad).tolist():
+            if values[pos] is not None:
+                raise _fail(f"{values[pos]!r} is not a finite number", pos, field, locate)
     if integer:
         frac = np.flatnonzero(~bad & (arr != np.floor(arr)))
         if frac.size:
-            i = int(frac[0])
-            raise _fail(f"expected an integer, got {values[i]!r}", i, field, locate)
+            pos = int(frac[0])
+            raise _fail(f"expected an integer, got {values[pos]!r}", pos, field, locate)
     return arr
 
 
-def to_strings(values: Sequence[Any], field: str, locate: Locate) -> np.ndarray:
+def to_strings(values: Values, field: str, locate: Locate) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind != "O":
         raise _fail(
             f"expected a string, got {_describe(values[0].item()) if len(values) else 'numbers'}", 0, field, locate
@@ -97,7 +98,7 @@ def to_strings(values: Sequence[Any], field: str, locate: Locate) -> np.ndarray:
     return arr
 
 
-def to_bools(values: Sequence[Any], field: str, locate: Locate) -> np.ndarray:
+def to_bools(values: Values, field: str, locate: Locate) -> np.ndarray:
     if isinstance(values, np.ndarray) and values.dtype.kind == "b":
         return values.astype(object)
     types = set(map(type, values))
@@ -110,13 +111,13 @@ def to_bools(values: Sequence[Any], field: str, locate: Locate) -> np.ndarray:
     return arr
 
 
-def to_json(values: Sequence[Any], field: str, locate: Locate) -> np.ndarray:
+def to_json(values: Values, field: str, locate: Locate) -> np.ndarray:
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
     return arr
 
 
-def convert(values: Sequence[Any], kind: Kind, field: str, locate: Locate) -> np.ndarray:
+def convert(values: Values, kind: Kind, field: str, locate: Locate) -> np.ndarray:
     if kind is Kind.FLOAT:
         return to_numbers(values, field, locate)
     if kind is Kind.INT:

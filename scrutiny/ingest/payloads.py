@@ -92,6 +92,8 @@ def check_scoring_id(sid: Any, record: int | None) -> None:
 
 
 def check_optional_strings(values: Sequence[Any], name: str) -> None:
+    if set(map(type, values)) <= {str, type(None)}:
+        return
     for i, v in enumerate(values):
         if v is not None and type(v) is not str:
             raise InvalidInput(f"{name} must be a string", record=i, field=name)

@@ -9,8 +9,10 @@ nothing does.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,20 +88,46 @@ def _widen(conn: sa.Connection, store: Store, sub: Subscription, new: Layout) ->
     return new
 
 
+def _unique_rows(batch: RecordBatch) -> RecordBatch:
+    """Duplicates inside one batch (the same record sent twice): keep the first occurrence."""
+    n = len(batch)
+    _, first = np.unique(batch.ids, return_index=True)
+    if len(first) == n:
+        return batch
+    keep = np.zeros(n, dtype=bool)
+    keep[first] = True
+    return batch.take(keep)
+
+
+def _insert(
+    conn: sa.Connection, store: Store, sub: Subscription, layout: Layout, batch: RecordBatch, kind: str
+) -> WriteResult:
+    """Inside a transaction: drop rows already stored, bulk-insert the rest, run the listeners."""
+    n = len(batch)
+    name = table_name(layout, kind)
+    cols = table_columns(layout, kind)
+    fresh = batch
+    if batch.client_ids is None or batch.client_ids.any():
+        candidates = batch.ids if batch.client_ids is None else batch.ids[batch.client_ids]
+        existing = bulk.existing_ids(conn, name, candidates.tolist())
+        if existing:
+            fresh = batch.take(~np.isin(batch.ids, list(existing)))
+    bulk.insert_rows(conn, name, [c for c, _ in cols], rows_for(fresh, cols, store.dialect))
+    for listener in list(_listeners):
+        listener(conn, sub, kind, fresh)
+    return WriteResult(len(fresh), n - len(fresh))
+
+
 def write_batch(
     store: Store, sub: Subscription, batch: RecordBatch, layout: Layout | None = None, kind: str = PAYLOAD
 ) -> WriteResult:
-    """Store ``batch`` in the subscription's ``kind`` table. Rows already stored are skipped."""
+    """Store ``batch`` in the subscription's ``kind`` table, in its own transaction. Rows already
+    stored are skipped; a batch that introduces columns widens the table first."""
     layout = layout or sub.layout
     n = len(batch)
     if n == 0:
         return WriteResult(0, 0)
-    # duplicates inside the batch: keep the first occurrence
-    _, first = np.unique(batch.ids, return_index=True)
-    if len(first) != n:
-        keep = np.zeros(n, dtype=bool)
-        keep[first] = True
-        batch = batch.take(keep)
+    batch = _unique_rows(batch)
     needs_layout = layout != sub.layout
     lock = _lock(sub.id) if needs_layout else None
     if lock is not None:
@@ -118,19 +146,9 @@ def write_batch(
                             layout = merged
                     elif not layout.complete:
                         raise InvalidInput("the subscription has no schema yet; log a payload record first")
-                    name = table_name(layout, kind)
-                    cols = table_columns(layout, kind)
-                    fresh = batch
-                    if batch.client_ids is None or batch.client_ids.any():
-                        candidates = batch.ids if batch.client_ids is None else batch.ids[batch.client_ids]
-                        existing = bulk.existing_ids(conn, name, candidates.tolist())
-                        if existing:
-                            fresh = batch.take(~np.isin(batch.ids, list(existing)))
-                    rows = rows_for(fresh, cols, store.dialect)
-                    bulk.insert_rows(conn, name, [c for c, _ in cols], rows)
-                    for listener in list(_listeners):
-                        listener(conn, current, kind, fresh)
-                return WriteResult(len(fresh), n - len(fresh))
+                    result = _insert(conn, store, current, layout, batch, kind)
+                result.duplicates += n - len(batch)
+                return result
             except Exception as exc:
                 # a concurrent writer stored some of these ids first: check again, once
                 if attempt == 2 or not bulk.is_duplicate_key(exc):
@@ -140,6 +158,88 @@ def write_batch(
     finally:
         if lock is not None:
             lock.release()
+
+
+@dataclass
+class _Job:
+    sub: Subscription
+    batch: RecordBatch
+    kind: str
+    future: Future[WriteResult]
+
+
+class GroupWriter:
+    """Group commit: one thread writes the batches that arrive together in one transaction.
+
+    With several requests in flight, each fsync (and on SQLite each lock hand-over) is shared by
+    all of them, as databases do with their own log. Every caller still gets its answer only
+    after the commit that holds its rows. Batches that change the table layout, and any batch of
+    a group whose transaction failed, are written alone through ``write_batch``.
+    """
+
+    def __init__(self, store: Store, *, max_rows: int = 50_000) -> None:
+        self.store = store
+        self.max_rows = max_rows
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="scrutiny-group-writer", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def write(
+        self, sub: Subscription, batch: RecordBatch, layout: Layout | None = None, kind: str = PAYLOAD
+    ) -> WriteResult:
+        layout = layout or sub.layout
+        if self._closed or layout != sub.layout or not layout.complete or len(batch) == 0:
+            return write_batch(self.store, sub, batch, layout, kind)
+        job = _Job(sub, batch, kind, Future())
+        self._queue.put(job)
+        return job.future.result()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            rows = len(job.batch)
+            while rows < self.max_rows:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                jobs.append(nxt)
+                rows += len(nxt.batch)
+            self._write(jobs)
+
+    def _write(self, jobs: list[_Job]) -> None:
+        if len(jobs) > 1:
+            try:
+                results = []
+                with self.store.write() as conn:
+                    for job in jobs:
+                        unique = _unique_rows(job.batch)
+                        r = _insert(conn, self.store, job.sub, job.sub.layout, unique, job.kind)
+                        r.duplicates += len(job.batch) - len(unique)
+                        results.append(r)
+                for job, r in zip(jobs, results, strict=True):
+                    job.future.set_result(r)
+                return
+            except Exception:
+                log.debug("group write of %d batches failed; writing them one by one", len(jobs), exc_info=True)
+        for job in jobs:
+            try:
+                job.future.set_result(write_batch(self.store, job.sub, job.batch, job.sub.layout, job.kind))
+            except BaseException as exc:
+                job.future.set_exception(exc)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+            self._thread.join(timeout=30)
 
 
 def _merge_layout(current: Layout, proposed: Layout) -> Layout:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import orjson
@@ -201,9 +201,10 @@ class PayloadLogging:
         """
         bodies: Iterator[tuple[bytes, str]]
         if outputs is not None:
+            frame = cast("pd.DataFrame", records)
             bodies = self._frame_bodies(
-                records, outputs, meta, scoring_ids, scoring_timestamps, response_times, batch_size
-            )  # type: ignore[arg-type]
+                frame, outputs, meta, scoring_ids, scoring_timestamps, response_times, batch_size
+            )
         else:
             if isinstance(records, PayloadRecord):
                 records = [records]
@@ -246,21 +247,21 @@ class PayloadLogging:
         response_times: Any,
         batch_size: int,
     ) -> Iterator[tuple[bytes, str]]:
+        """Convert the frames to Arrow once, then send zero-copy slices of ``batch_size`` rows."""
         import uuid
 
         n = len(inputs)
         ids = list(scoring_ids) if scoring_ids is not None else [str(uuid.uuid4()) for _ in range(n)]
+        table = frames_to_arrow(
+            inputs,
+            outputs,
+            meta=meta,
+            scoring_ids=ids,
+            scoring_timestamps=scoring_timestamps,
+            response_times=response_times,
+        )
         for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            table = frames_to_arrow(
-                inputs.iloc[start:stop],
-                outputs.iloc[start:stop],
-                meta=None if meta is None else meta.iloc[start:stop],
-                scoring_ids=ids[start:stop],
-                scoring_timestamps=None if scoring_timestamps is None else list(scoring_timestamps)[start:stop],
-                response_times=None if response_times is None else list(response_times)[start:stop],
-            )
-            yield arrow_bytes(table), ARROW
+            yield arrow_bytes(table.slice(start, batch_size)), ARROW
 
     def get_table_content(
         self, *, limit: int | None = None, start: datetime | None = None, end: datetime | None = None

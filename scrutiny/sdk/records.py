@@ -96,7 +96,7 @@ def records_to_arrow(records: list[PayloadRecord]) -> pa.Table | None:
         if values and not isinstance(values[0], list):
             values = [values]
         n = len(values)
-        rvalues = rec.response["values"]  # type: ignore[index]
+        rvalues: list[Any] = rec.response["values"]  # type: ignore[index,assignment]
         if rvalues and not isinstance(rvalues[0], list):
             rvalues = [rvalues]
         if len(rvalues) != n:
@@ -165,6 +165,27 @@ def _build_table(columns: dict[str, tuple[list[Any], bytes]], record_cols: dict[
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def column_array(values: Any) -> pa.Array:
+    """A pandas/NumPy column as Arrow without pandas' per-call overhead; vectors (probabilities)
+    become fixed-size lists of doubles."""
+    import numpy as np
+    import pyarrow as pa
+
+    arr = np.asarray(values)
+    if arr.dtype == object and len(arr):
+        first = next((v for v in arr if v is not None), None)
+        if isinstance(first, (list, tuple, np.ndarray)):
+            try:
+                mat = np.stack([np.asarray(v, dtype=np.float64) for v in arr])
+            except (ValueError, TypeError):
+                return pa.array(list(arr))
+            if mat.ndim == 2:
+                return pa.FixedSizeListArray.from_arrays(pa.array(mat.ravel()), mat.shape[1])
+            return pa.array(list(arr))
+    result = pa.array(arr, from_pandas=True)
+    return result.cast(pa.string()) if pa.types.is_null(result.type) else result
+
+
 def frames_to_arrow(
     inputs: pd.DataFrame,
     outputs: pd.DataFrame,
@@ -184,8 +205,6 @@ def frames_to_arrow(
     arrays = []
 
     def add(name: str, arr: pa.Array, role: bytes) -> None:
-        if pa.types.is_null(arr.type):
-            arr = arr.cast(pa.string())
         arrays.append(arr)
         fields.append(pa.field(name, arr.type, metadata={ROLE: role}))
 
@@ -198,9 +217,8 @@ def frames_to_arrow(
     for frame, role in ((inputs, b"request"), (meta, b"meta"), (outputs, b"response")):
         if frame is None:
             continue
-        table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
-        for name in table.column_names:
-            add(str(name), table.column(name).combine_chunks(), role)
+        for name in frame.columns:
+            add(str(name), column_array(frame[name].to_numpy()), role)
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
 
 

@@ -10,6 +10,7 @@ import logging
 
 from scrutiny.config import Settings
 from scrutiny.engines import EnginePool
+from scrutiny.ingest.writer import GroupWriter
 from scrutiny.security import CredentialBox
 from scrutiny.store import Store
 
@@ -18,7 +19,9 @@ log = logging.getLogger("scrutiny")
 
 class Service:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        from scrutiny.monitors.service import MonitorService
         from scrutiny.service.bindings import BindingService
+        from scrutiny.service.feedback import FeedbackService
         from scrutiny.service.keys import KeyService
         from scrutiny.service.payloads import PayloadService
         from scrutiny.service.subscriptions import SubscriptionService
@@ -28,16 +31,20 @@ class Service:
         self.store = store or Store.open(settings.store_url, sqlite_synchronous=settings.sqlite_synchronous)
         self.box = CredentialBox.from_settings(settings.secret_key, settings.secret_key_file)
         self.engines = EnginePool()
+        self.writer = GroupWriter(self.store)
         self.keys = KeyService(self)
         self.bindings = BindingService(self)
         self.subscriptions = SubscriptionService(self)
         self.payloads = PayloadService(self)
+        self.feedback = FeedbackService(self)
+        self.monitors = MonitorService(self)
 
     @property
     def data_mart_id(self) -> str:
         return str(self.store.catalog.data_mart()["id"])
 
     def close(self) -> None:
+        self.writer.close()
         self.engines.close()
         self.store.close()
 

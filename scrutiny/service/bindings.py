@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING, Any
 
 from scrutiny.engines import BindingConfig, Deployment, Engine, canonical_type, engine_class
@@ -63,7 +64,7 @@ class BindingService:
     def get(self, binding_id: str) -> BindingRow:
         return self.catalog.get_binding(binding_id)
 
-    def list(self) -> list[BindingRow]:
+    def list(self) -> builtins.list[BindingRow]:
         return self.catalog.list_bindings()
 
     def delete(self, binding_id: str) -> None:
@@ -89,5 +90,5 @@ class BindingService:
     def engine(self, binding_id: str) -> Engine:
         return self.service.engines.get(self.config(self.get(binding_id)))
 
-    def deployments(self, binding_id: str) -> list[Deployment]:
+    def deployments(self, binding_id: str) -> builtins.list[Deployment]:
         return self.engine(binding_id).list_deployments()

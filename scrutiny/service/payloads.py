@@ -28,7 +28,7 @@ class PayloadService:
         """Validate all records, then store them in one transaction (all or nothing)."""
         sub = sub_id if isinstance(sub_id, Subscription) else self.service.subscriptions.get(sub_id)
         parsed = parse_payloads(body, sub)
-        result = write_batch(self.service.store, sub, parsed.batch, parsed.layout, PAYLOAD)
+        result = self.service.writer.write(sub, parsed.batch, parsed.layout, PAYLOAD)
         result.records = parsed.records
         return result
 

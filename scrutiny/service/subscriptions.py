@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import time
 import uuid
@@ -270,7 +271,7 @@ class SubscriptionService:
     def get(self, sub_id: str) -> Subscription:
         return self.catalog.get_subscription(sub_id)
 
-    def list(self, binding_id: str | None = None) -> list[Subscription]:
+    def list(self, binding_id: str | None = None) -> builtins.list[Subscription]:
         return self.catalog.list_subscriptions(binding_id)
 
     def delete(self, sub_id: str) -> None:

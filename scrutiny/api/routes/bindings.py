@@ -8,7 +8,13 @@ from scrutiny.api.models import ERRORS, Binding, BindingCreate, Bindings, Deploy
 router = APIRouter(prefix="/v1/bindings", tags=["bindings"], responses=ERRORS)
 
 
-@router.post("", status_code=201, response_model=Binding, dependencies=[WRITE])
+@router.post(
+    "",
+    status_code=201,
+    response_model=Binding,
+    dependencies=[WRITE],
+    responses={200: {"model": Binding, "description": "this engine was already bound: the existing binding"}},
+)
 def create_binding(body: BindingCreate, request: Request, response: Response) -> Binding:
     """Register an engine. Binding the same engine with the same credentials again returns it (200)."""
     row, created = service_of(request).bindings.create(

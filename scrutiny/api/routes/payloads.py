@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,8 +17,8 @@ from scrutiny.api.models import ERRORS, OpenScalePayloadRecordIn, PayloadPage, P
 from scrutiny.errors import InvalidInput, ScrutinyError
 from scrutiny.ingest.arrow import CONTENT_TYPE as ARROW
 from scrutiny.ingest.arrow import parse_arrow
-from scrutiny.ingest.payloads import parse_payloads
-from scrutiny.ingest.writer import PAYLOAD, write_batch
+from scrutiny.ingest.payloads import ParsedPayload, parse_payloads
+from scrutiny.ingest.writer import PAYLOAD
 
 router = APIRouter(tags=["payload logging"], responses=ERRORS)
 
@@ -40,7 +42,12 @@ async def read_json(request: Request) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+        # NaN, Infinity and 1e999 are not JSON, but clients (Python's json among them) send them:
+        # parse leniently so validation can name the record and field that holds the bad number.
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise InvalidInput(f"the body is not valid JSON: {exc}") from None
 
 
 def media_type(request: Request) -> str:
@@ -65,6 +72,7 @@ async def store_payloads(subscription_id: str, request: Request) -> StoreResult:
     SDK's columnar fast path). The reply is sent once the rows are committed."""
     svc = service_of(request)
     ctype = media_type(request)
+    parse: Callable[..., ParsedPayload]
     if ctype == ARROW:
         body: Any = await request.body()
         parse = parse_arrow
@@ -77,7 +85,7 @@ async def store_payloads(subscription_id: str, request: Request) -> StoreResult:
     def work() -> StoreResult:
         sub = svc.subscriptions.cached(subscription_id)
         parsed = parse(body, sub)
-        result = write_batch(svc.store, sub, parsed.batch, parsed.layout, PAYLOAD)
+        result = svc.writer.write(sub, parsed.batch, parsed.layout, PAYLOAD)
         if parsed.layout != sub.layout:
             svc.subscriptions.forget(subscription_id)
         return StoreResult(stored=result.stored, duplicates=result.duplicates, records=parsed.records)

@@ -1,0 +1,162 @@
+"""``service.monitors``: what the API, the SDK, the scheduler and the demo call."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from scrutiny.monitors import alerts, configs, partials, registry, runner
+from scrutiny.monitors import measurements as ms
+from scrutiny.monitors.base import Monitor
+
+if TYPE_CHECKING:
+    from scrutiny.service import Service
+
+
+class MonitorService:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        partials.install()
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.service.store
+
+    def monitor(self, name: str) -> Monitor:
+        return registry.get(name)
+
+    # -- configuration -----------------------------------------------------------------------
+    def configs(self, sub_id: str) -> list[dict[str, Any]]:
+        sub = self.service.subscriptions.get(sub_id)
+        with self.store.engine.connect() as conn:
+            rows = {r.monitor: r for r in configs.list_rows(conn, sub.id)}
+        return [configs.view(m, sub, rows.get(m.name)) for m in registry.all_monitors()]
+
+    def get(self, sub_id: str, name: str) -> dict[str, Any]:
+        sub = self.service.subscriptions.get(sub_id)
+        mon = registry.get(name)
+        with self.store.engine.connect() as conn:
+            row = configs.get_row(conn, sub.id, mon.name)
+        return configs.view(mon, sub, row)
+
+    def configure(self, sub_id: str, name: str, body: dict[str, Any] | None, *, enabled: bool = True) -> dict[str, Any]:
+        """Enable (or reconfigure) a monitor; partials are rebuilt from stored rows if needed."""
+        sub = self.service.subscriptions.get(sub_id)
+        mon = registry.get(name)
+        row = configs.put(self.store, sub, mon, dict(body or {}), enabled=enabled)
+        return configs.view(mon, sub, row)
+
+    def disable(self, sub_id: str, name: str) -> dict[str, Any]:
+        sub = self.service.subscriptions.get(sub_id)
+        mon = registry.get(name)
+        return configs.view(mon, sub, configs.disable(self.store, sub, mon))
+
+    # -- runs and measurements -----------------------------------------------------------------
+    def run(
+        self,
+        sub_id: str,
+        name: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        trigger: str = "manual",
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        sub = self.service.subscriptions.get(sub_id)
+        return runner.run(self.service, sub, registry.get(name), trigger=trigger, start=start, end=end, now=now)
+
+    def measurements(
+        self,
+        sub_id: str,
+        *,
+        monitor: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        self.service.subscriptions.get(sub_id)
+        if monitor:
+            registry.get(monitor)
+        with self.store.engine.connect() as conn:
+            return ms.query(
+                conn, sub_id, monitor=monitor, start=start, end=end, status=status, limit=limit, offset=offset
+            )
+
+    def measurement(self, sub_id: str, measurement_id: str) -> dict[str, Any]:
+        with self.store.engine.connect() as conn:
+            return ms.get(conn, measurement_id, sub_id)
+
+    # -- alerts ------------------------------------------------------------------------------
+    def alerts(self, **filters: Any) -> list[dict[str, Any]]:
+        with self.store.engine.connect() as conn:
+            return alerts.query(conn, **filters)
+
+    def records(
+        self,
+        sub_id: str,
+        measurement_id: str,
+        *,
+        actual: Any = None,
+        predicted: Any = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Drill-down: the rows a measurement evaluated, optionally one confusion-matrix cell."""
+        from scrutiny.errors import InvalidInput
+        from scrutiny.monitors.reader import Filter, RowKey, parse_iso, read_batches
+
+        sub = self.service.subscriptions.get(sub_id)
+        m = self.measurement(sub_id, measurement_id)
+        mon = registry.get(m["monitor"])
+        win = (m.get("details") or {}).get("window")
+        if not win:
+            raise InvalidInput("this measurement has no window of records to list", field="measurement_id")
+        where: list[tuple[str, Any]] = []
+        if actual is not None or predicted is not None:
+            cell = getattr(mon, "cell_filter", None)
+            if cell is None:
+                raise InvalidInput(f"{mon.name} measurements have no confusion matrix", field="actual")
+            with self.store.engine.connect() as conn:
+                row = configs.get_row(conn, sub.id, mon.name)
+            plan = mon.load_plan(row.plan) if row and row.plan else None
+            if plan is None:
+                raise InvalidInput("the monitor is not configured any more", field="measurement_id")
+            where = cell(plan, actual, predicted)
+        flt = Filter(
+            end=parse_iso(win["end"]) if win.get("end") else None,
+            first=RowKey.from_dict(win["first"]) if win.get("first") else None,
+            where=where,
+        )
+        out: list[dict[str, Any]] = []
+        with self.store.engine.connect() as conn:
+            for batch in read_batches(conn, sub, mon.table, flt=flt, newest_first=True, limit=limit, offset=offset):
+                out.extend(rows_of(batch))
+        return out
+
+
+def rows_of(batch: Any) -> list[dict[str, Any]]:
+    """A RecordBatch as JSON-ready row objects."""
+    import numpy as np
+
+    from scrutiny.monitors.reader import iso, to_datetime
+
+    n = len(batch)
+    cols: dict[str, list[Any]] = {
+        "scoring_id": batch.ids.tolist(),
+        "scoring_timestamp": [iso(to_datetime(t)) for t in batch.timestamps],
+    }
+    for name, arr in batch.columns.items():
+        if arr.dtype == np.float64:
+            kind = batch.kinds.get(name)
+            vals = [
+                None if v != v else (int(v) if kind is not None and kind.value == "integer" else v)
+                for v in arr.tolist()
+            ]
+        else:
+            vals = arr.tolist()
+        cols[name] = vals
+    if batch.probability is not None:
+        cols["probability"] = batch.probability.tolist()
+    return [{k: v[i] for k, v in cols.items()} for i in range(n)]
