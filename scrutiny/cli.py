@@ -85,6 +85,9 @@ def proxy(
         data_dir=data_dir, database_url=database_url, host=host, proxy_port=port, spool_max_bytes=spool_max_bytes
     )
     app_ = create_proxy_app(settings, spool_dir)
+    from scrutiny._runtime import tune_gc
+
+    tune_gc()
     url = f"http://{settings.host}:{settings.proxy_port}"
     console.print(
         f"Scrutiny proxy {__version__} on {url}/proxy/<subscription_id>, store {_safe_url(settings.store_url)}"

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from proxy_support import logger_key, payload_rows, rows, subscribe
 
 from scrutiny._server import BackgroundServer, free_port
 from scrutiny.demo import credit
@@ -18,6 +17,7 @@ from scrutiny.demo.engine import EngineOptions, create_engine_app
 from scrutiny.proxy import PayloadLogger, PayloadLoggingMiddleware, current_scoring_id, log_payloads
 from scrutiny.proxy.spool import SpoolFull
 from scrutiny.service import Service
+from tests.proxy_support import logger_key, payload_rows, rows, subscribe
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from proxy_support import logger_key, rows, subscribe
 
 from scrutiny._server import BackgroundServer, free_port
 from scrutiny.config import Settings
@@ -30,6 +29,7 @@ from scrutiny.demo import credit
 from scrutiny.demo.engine import EngineOptions, create_engine_app
 from scrutiny.proxy.framing import Frame, scan
 from scrutiny.service import Service
+from tests.proxy_support import logger_key, rows, subscribe
 
 pytestmark = pytest.mark.timeout(240)
 

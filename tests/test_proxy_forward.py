@@ -11,16 +11,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from proxy_support import (
-    logger_key,
-    mlflow_style_app,
-    payload_rows,
-    proxy_client,
-    rows,
-    subscribe,
-    to_csv,
-    wait_for,
-)
 
 from scrutiny._server import BackgroundServer, free_port
 from scrutiny.api.app import create_app
@@ -30,6 +20,16 @@ from scrutiny.demo.engine import EngineOptions, create_engine_app
 from scrutiny.proxy.runtime import ProxyRuntime
 from scrutiny.security import Role
 from scrutiny.service import Service
+from tests.proxy_support import (
+    logger_key,
+    mlflow_style_app,
+    payload_rows,
+    proxy_client,
+    rows,
+    subscribe,
+    to_csv,
+    wait_for,
+)
 
 
 @dataclass

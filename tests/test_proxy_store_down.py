@@ -10,13 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from proxy_support import logger_key, payload_rows, proxy_client, rows, subscribe, wait_for
 
 from scrutiny._server import BackgroundServer
 from scrutiny.api.app import create_app
 from scrutiny.config import Settings
 from scrutiny.demo import credit
 from scrutiny.service import Service
+from tests.proxy_support import logger_key, payload_rows, proxy_client, rows, subscribe, wait_for
 
 
 def test_spool_bound_reached_while_the_store_is_locked(
