@@ -481,6 +481,7 @@ def main() -> None:
     ap.add_argument("--max-in-flight", type=int, default=64)
     ap.add_argument("--database-url", default=None, help="store (default: SQLite in a temp dir)")
     ap.add_argument("--quick", action="store_true", help="small counts, one round")
+    ap.add_argument("--pretty", action="store_true", help="indented JSON")
     args = ap.parse_args()
     if args.serve_light_engine:
         serve_light_engine(args.serve_light_engine)
@@ -508,7 +509,7 @@ def main() -> None:
             "throughput": r["throughput_ratio"] >= 0.8,
             "rows_equal_responses": r["logging"]["rows_equal_responses"],
         }
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2 if args.pretty else None))
 
 
 if __name__ == "__main__":

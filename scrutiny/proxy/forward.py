@@ -11,6 +11,7 @@ engine calls (non-2xx, timeouts, unreachable engines), which are passed through 
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -72,6 +73,14 @@ _NOT_RETURNED = frozenset(
     }
 )
 _TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+log = logging.getLogger("scrutiny.proxy")
+
+
+class ProxyError(ScrutinyError):
+    code = "internal_error"
+    status = 500
 
 
 @dataclass
@@ -178,6 +187,10 @@ class Proxy:
             elif exc.status == 503:
                 outcome = "unavailable"
             return error_response(exc)
+        except Exception as exc:  # a bug (an adapter failing on odd input...): a clear 500, nothing logged
+            log.exception("proxy: unexpected error for subscription %s", subscription_id)
+            outcome = "error"
+            return error_response(ProxyError(f"unexpected error: {exc.__class__.__name__}; nothing was logged"))
         finally:
             metrics.outcome(outcome)
 

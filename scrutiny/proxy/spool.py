@@ -314,7 +314,11 @@ class Spool:
                 batch, self._pending = self._pending, []
                 self._inflight_bytes, self._pending_bytes = self._pending_bytes, 0
             if batch:
-                self._write(batch)
+                try:
+                    self._write(batch)
+                except Exception as exc:  # a bug must not leave requests waiting forever
+                    log.exception("spool %s: the writer failed", self.directory)
+                    self._wake_waiters(batch, SpoolUnavailable(f"the payload spool failed: {exc.__class__.__name__}"))
             self._maybe_rotate()
 
     def _write(self, batch: list[tuple[bytes, Any]]) -> None:
@@ -347,6 +351,11 @@ class Spool:
             self._check_bound()
             if self.on_fsync is not None:
                 self.on_fsync(elapsed, len(batch))
+        self._wake_waiters(batch, error)
+
+    @staticmethod
+    def _wake_waiters(batch: list[tuple[bytes, Any]], error: BaseException | None) -> None:
+        """Wake every waiter of ``batch``: with ``error``, or with success when it is None."""
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for _, waiter in batch:
             if isinstance(waiter, _ThreadWaiter):
