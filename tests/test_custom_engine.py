@@ -213,3 +213,25 @@ def test_internal_calls_are_marked_and_batches_split(engine_server, german) -> N
     resp = engine.score(dep, request(german, 12), CTX, internal=True)
     assert len(resp) == 12
     assert stats["calls"] - calls == 3 and stats["internal_calls"] - internal == 3
+
+
+def test_batches_answered_with_different_columns_are_an_engine_error(german) -> None:  # type: ignore[no-untyped-def]
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    calls = {"n": 0}
+
+    async def score(request: Request) -> JSONResponse:
+        body = await request.json()
+        calls["n"] += 1
+        field = "prediction" if calls["n"] == 1 else "label"
+        return JSONResponse({"fields": [field], "values": [["Risk"]] * len(body["values"])})
+
+    with BackgroundServer(Starlette(routes=[Route("/score", score, methods=["POST"])])) as srv:
+        engine = make_engine(srv.url)
+        dep = Deployment("d", "d", srv.url + "/score", options={"max_batch_rows": 2})
+        with pytest.raises(EngineResponseShape) as info:
+            engine.score(dep, request(german, 4), CTX)
+    assert "later batch" in str(info.value) and "'d'" in str(info.value)

@@ -25,6 +25,9 @@ from scrutiny.errors import InvalidInput
 
 _BUILTIN: dict[str, str] = {
     "custom": "scrutiny.engines.custom:CustomEngine",
+    "sagemaker": "scrutiny.engines.sagemaker:SageMakerEngine",
+    "azure_ml_studio": "scrutiny.engines.azure_studio:AzureStudioEngine",
+    "azure_ml_service": "scrutiny.engines.azure_service:AzureServiceEngine",
 }
 # OpenScale service_type names accepted as aliases (contract §1.2).
 _ALIASES: dict[str, str] = {

@@ -92,6 +92,9 @@ class ModelContext:
     prediction_field: str = "prediction"
     probability_fields: list[str] = field(default_factory=lambda: ["probability"])
     options: dict[str, Any] = field(default_factory=dict)
+    # Kind of each input column (``integer``, ``double``, ``string``, ``boolean``): decoders of
+    # untyped native bodies (CSV) use it to give logged values their schema types.
+    feature_kinds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -208,7 +211,7 @@ class Engine(ABC):
         if n == 0:
             return ScoringResponse([], [])
         step = max(1, self.batch_rows(deployment, request))
-        parts = []
+        parts: list[ScoringResponse] = []
         for start in range(0, n, step):
             chunk = request.slice(start, start + step)
             native = self.encode_request(deployment, chunk, ctx)
@@ -218,6 +221,12 @@ class Engine(ABC):
                 raise self.error(
                     EngineResponseShape,
                     f"returned {len(decoded)} output rows for {len(chunk)} input rows",
+                    deployment,
+                )
+            if parts and set(decoded.fields) != set(parts[0].fields):
+                raise self.error(
+                    EngineResponseShape,
+                    f"answered a later batch with columns {decoded.fields}, the first with {parts[0].fields}",
                     deployment,
                 )
             parts.append(decoded)

@@ -55,6 +55,12 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
     function builds partials from rows read back from the table (backfill, window edges), so a
     column may be missing from a batch (a meta column added later): treat it as all null.
 
+``partials_in_database(conn, sub, plan) -> Iterable[(bucket, Partial, rows, min_ts, max_ts)] | None``
+    Optional, for backfill: the partial of every hour bucket computed by the database itself
+    (an aggregate query instead of reading every row back; ``bucket`` is ``datetime64[h]``,
+    the timestamps ``datetime64[us]``). ``None`` (or no such method) means "read the rows and
+    ``build``". Fairness groups counts with one ``GROUP BY`` on PostgreSQL.
+
 ``empty(plan) -> Partial``
     The identity of ``merge`` (a window with no rows).
 
@@ -69,8 +75,10 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
 ``evaluate(run: Run) -> Result``
     Compute the values from ``run.partial()`` (the window's partials, merged) and, when the
     metric needs rows (listing biased transactions, per-transaction drift verdicts), from
-    ``run.batches(columns)`` (the window's rows, streamed in chunks) or ``run.score(request)``
-    (internal scoring through the engine, never logged as payload). Return
+    ``run.batches(columns)`` (the window's rows, streamed in chunks; ``newest_first`` with
+    ``limit`` for the most recent ones; ``table`` to read the other record table up to the
+    window's end) or ``run.score(request)`` (internal scoring through the engine, never logged
+    as payload); ``run.training_frame()`` gives the training rows. Return
     ``Result(values={metric: number | None}, details={...})``, or
     ``Result.insufficient(message, records)`` when the window has too few rows. Values that
     cannot be computed are ``None`` with the reason in ``details``. Raising fails the run: the
@@ -311,9 +319,19 @@ class Run(Protocol):
 
     def partial(self) -> Any: ...
 
-    def batches(self, columns: list[str] | None = None, chunk: int = 50_000) -> Iterator[RecordBatch]: ...
+    def batches(
+        self,
+        columns: list[str] | None = None,
+        chunk: int = 50_000,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+        table: str | None = None,
+    ) -> Iterator[RecordBatch]: ...
 
     def score(self, request: ScoringRequest) -> Any: ...
+
+    def training_frame(self) -> Any: ...  # the training rows (pandas), or None without training data
 
 
 # -- the monitor ---------------------------------------------------------------------------------

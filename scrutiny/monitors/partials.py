@@ -342,7 +342,13 @@ def rebuild(conn: sa.Connection, sub: Subscription, mon: Monitor, plan: dict[str
             )
         conn.execute(monitor_partials.insert(), out)
 
-    for chunk in read_batches(conn, sub, mon.table, columns=columns):
+    in_database = getattr(mon, "partials_in_database", None)
+    produced = in_database(conn, sub, loaded) if callable(in_database) else None
+    for bucket, p, n, lo, hi in produced or ():  # the database aggregated the buckets itself
+        held[bucket] = (p, n, lo, hi)
+        if len(held) > FLUSH_BUCKETS:
+            flush(None)
+    for chunk in read_batches(conn, sub, mon.table, columns=columns) if produced is None else ():
         for bucket, part in split_by_bucket(chunk):
             p = mon.build(loaded, part)
             lo, hi = part.timestamps.min(), part.timestamps.max()

@@ -105,13 +105,53 @@ class RunContext:
         self.merged_buckets = merged
         return total
 
-    def batches(self, columns: list[str] | None = None, chunk: int = 50_000) -> Iterator[RecordBatch]:
-        """The window's rows, oldest first, in chunks (constant memory)."""
+    def batches(
+        self,
+        columns: list[str] | None = None,
+        chunk: int = 50_000,
+        *,
+        newest_first: bool = False,
+        limit: int | None = None,
+        table: str | None = None,
+    ) -> Iterator[RecordBatch]:
+        """The window's rows, oldest first, in chunks (constant memory); ``newest_first`` with
+        ``limit``: the most recent ones. ``table`` other than the monitor's: that table's rows
+        up to the window's end (fairness reads feedback labels beside its payload window)."""
+        if table is not None and table != self.monitor.table:
+            from scrutiny.monitors.reader import Filter
+
+            flt = Filter(end=self.window.end)
+            return read_batches(
+                self.conn,
+                self.sub,
+                table,
+                columns=columns,
+                flt=flt,
+                chunk=chunk,
+                newest_first=newest_first,
+                limit=limit,
+            )
         if self.resolved is None or self.resolved.rows == 0:
             return iter(())
         return read_batches(
-            self.conn, self.sub, self.monitor.table, columns=columns, flt=self.resolved.row_filter(), chunk=chunk
+            self.conn,
+            self.sub,
+            self.monitor.table,
+            columns=columns,
+            flt=self.resolved.row_filter(),
+            chunk=chunk,
+            newest_first=newest_first,
+            limit=limit,
         )
+
+    def training_frame(self) -> Any:
+        """The subscription's training rows (a DataFrame), or None when it has none."""
+        from scrutiny.errors import NotFound
+
+        try:
+            return self.service.subscriptions.training_frame(self.sub.id)
+        except NotFound:
+            return None
 
     def score(self, request: ScoringRequest) -> Any:
         """Score through the engine as internal traffic (never logged as payload)."""

@@ -112,6 +112,12 @@ class SubscriptionService:
     def _deployment(self, engine: Engine, deployment_id: str | None, manual: dict[str, Any] | None) -> Deployment:
         if manual:
             url = manual.get("scoring_url") or (manual.get("scoring_endpoint") or {}).get("url")
+            if deployment_id and not url and not manual.get("id"):
+                # A discovered deployment with per-subscription settings (content type, input name...).
+                found = engine.get_deployment(deployment_id)
+                found.options.update(manual.get("options") or {})
+                found.request_headers.update(manual.get("request_headers") or {})
+                return found
             if not isinstance(url, str) or not url.startswith(("http://", "https://")):
                 if manual.get("id") and not url:  # an engine-native id (SageMaker endpoint name...)
                     return Deployment.from_dict(manual)
@@ -292,6 +298,7 @@ class SubscriptionService:
             prediction_field=props.prediction_field,
             probability_fields=props.probability_columns,
             options=dict(sub.deployment.get("options") or {}),
+            feature_kinds={c.name: c.kind.value for c in sub.layout.features},
         )
 
     def seal_deployment(self, dep: Deployment) -> dict[str, Any]:
