@@ -196,3 +196,8 @@ def to_csv(fields: list[str], values: list[list[Any]]) -> bytes:
 
 def proxy_client(url: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+
+def served(srv: Any) -> Any:
+    """The app a ``BackgroundServer`` runs (its ``state`` holds the test servers' call records)."""
+    return srv.server.config.app

@@ -26,6 +26,7 @@ from tests.proxy_support import (
     payload_rows,
     proxy_client,
     rows,
+    served,
     subscribe,
     to_csv,
     wait_for,
@@ -128,7 +129,7 @@ def test_native_format_forwarded_byte_for_byte_and_logged(
         direct.content,
         direct.headers["content-type"],
     )
-    assert mlflow_server.server.config.app.state.seen[-1]["headers"]["content-type"] == ctype
+    assert served(mlflow_server).state.seen[-1]["headers"]["content-type"] == ctype
     proxied.flush()
     stored = sorted(payload_rows(proxied.svc, sub.id), key=lambda x: int(x["scoring_id"].rsplit("-", 1)[1]))
     assert len(stored) == 4
@@ -188,7 +189,7 @@ def test_sub_paths_and_query_strings_are_forwarded(
             headers={"Content-Type": "application/json", "X-Request-Tag": "abc"},
         )
     assert r.status_code == 200
-    seen = mlflow_server.server.config.app.state.seen[-1]
+    seen = served(mlflow_server).state.seen[-1]
     assert seen["path"] == "/invocations/models/credit/versions/2"
     assert seen["query"] == "verbose=1"
     assert seen["headers"]["x-request-tag"] == "abc"  # the application's own headers pass
@@ -207,10 +208,10 @@ def test_caller_scoring_id_and_transaction_id(proxied: Proxied, engine_server, g
             headers={"X-Scrutiny-Scoring-Id": "order-42", "X-Global-Transaction-Id": "tx-9"},
         )
         assert r.status_code == 200 and r.headers["x-scrutiny-scoring-id"] == "order-42"
-        calls = engine_server.server.config.app.state.stats["calls"]
+        calls = served(engine_server).state.stats["calls"]
         bad = c.post(f"/proxy/{sub.id}", json=body, headers={"X-Scrutiny-Scoring-Id": "has space"})
         assert bad.status_code == 422 and bad.json()["error"]["field"] == "X-Scrutiny-Scoring-Id"
-        assert engine_server.server.config.app.state.stats["calls"] == calls  # refused before forwarding
+        assert served(engine_server).state.stats["calls"] == calls  # refused before forwarding
         again = c.post(f"/proxy/{sub.id}", json=body, headers={"X-Scrutiny-Scoring-Id": "order-42"})
         assert again.status_code == 200  # a retry with the same id is answered, and stored once
     proxied.flush()
@@ -270,7 +271,7 @@ def test_engine_credentials_come_from_the_binding(proxied: Proxied, german: Any)
 
 def test_internal_marker_is_not_logged_and_not_forwarded(proxied: Proxied, engine_server, german) -> None:  # type: ignore[no-untyped-def]
     sub = subscribe(proxied.svc, engine_server.url, german)
-    stats = engine_server.server.config.app.state.stats
+    stats = served(engine_server).state.stats
     internal_before = stats["internal_calls"]
     body = {"fields": credit.FEATURES, "values": rows(german, 2)}
     with proxied.client() as c:
@@ -477,7 +478,7 @@ def test_query_string_alone_keeps_the_scoring_path(
     with proxied.client() as c:
         r = c.post(f"/proxy/{sub.id}?trace=on", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 200
-    seen = mlflow_server.server.config.app.state.seen[-1]
+    seen = served(mlflow_server).state.seen[-1]
     assert (seen["path"], seen["query"]) == ("/invocations", "trace=on")
 
 

@@ -16,7 +16,7 @@ from scrutiny.api.app import create_app
 from scrutiny.config import Settings
 from scrutiny.demo import credit
 from scrutiny.service import Service
-from tests.proxy_support import logger_key, payload_rows, proxy_client, rows, subscribe, wait_for
+from tests.proxy_support import logger_key, payload_rows, proxy_client, rows, served, subscribe, wait_for
 
 
 def test_spool_bound_reached_while_the_store_is_locked(
@@ -28,7 +28,7 @@ def test_spool_bound_reached_while_the_store_is_locked(
     sub = subscribe(svc, engine_server.url, german)
     key = logger_key(svc)
     app = create_app(service=svc)
-    stats = engine_server.server.config.app.state.stats
+    stats = served(engine_server).state.stats
     answered: list[str] = []
     try:
         with BackgroundServer(app) as srv, proxy_client(srv.url, key) as c:
