@@ -325,10 +325,29 @@ def proxy_metrics(port: int) -> dict[str, float]:
 
     out: dict[str, float] = {}
     for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
+        if not line or line.startswith("#"):
+            continue
+        name, value = line.rsplit(" ", 1)
+        if "{" in name:  # keep histogram buckets (le=...) and per-subscription sums, summed over labels
+            base, labels = name.split("{", 1)
+            le = re.search(r'le="([^"]+)"', labels)
+            name = f"{base}:{le.group(1)}" if le else base
+        out[name] = out.get(name, 0.0) + float(value)
     return out
+
+
+def histogram_p50_ms(m: dict[str, float], name: str) -> float | None:
+    """The upper bound of the bucket holding the median (Prometheus buckets, so an upper bound)."""
+    total = m.get(f"{name}_count", 0)
+    if not total:
+        return None
+    bounds = sorted(
+        (float(k.rsplit(":", 1)[1]), v) for k, v in m.items() if k.startswith(f"{name}_bucket:") and "Inf" not in k
+    )
+    for bound, count in bounds:
+        if count >= total / 2:
+            return bound * 1000
+    return None
 
 
 def wait_drained(port: int, timeout: float = 300) -> float:
@@ -435,6 +454,14 @@ def compare(engine: str, args: argparse.Namespace, workdir: Path) -> dict[str, A
                     m.get("scrutiny_spool_fsync_group_records_sum", 0)
                     / max(1, m.get("scrutiny_spool_fsync_group_records_count", 1)),
                     2,
+                ),
+                "fsync_p50_ms_at_most": histogram_p50_ms(m, "scrutiny_spool_fsync_seconds"),
+                "proxy_overhead_p50_ms_at_most": histogram_p50_ms(m, "scrutiny_proxy_overhead_seconds"),
+                "mean_engine_ms_seen_by_proxy": round(
+                    1000
+                    * m.get("scrutiny_proxy_engine_latency_seconds_sum", 0)
+                    / max(1, m.get("scrutiny_proxy_engine_latency_seconds_count", 1)),
+                    3,
                 ),
                 "mean_fsync_ms": round(
                     1000

@@ -28,6 +28,7 @@ from scrutiny.config import Settings
 from scrutiny.demo import credit
 from scrutiny.demo.engine import EngineOptions, create_engine_app
 from scrutiny.proxy.framing import Frame, scan
+from scrutiny.proxy.record import SpoolRecord
 from scrutiny.service import Service
 from tests.proxy_support import logger_key, rows, subscribe
 
@@ -143,8 +144,14 @@ def stored_ids(url: str, sub_id: str) -> list[str]:
         eng.dispose()
 
 
-def spooled_records(spool_dir: Path) -> int:
-    return sum(isinstance(e, Frame) for p in spool_dir.glob("*.seg") for e in scan(p.read_bytes()))
+def spooled_ids(spool_dir: Path) -> set[str]:
+    """The scoring ids of the records in a spool directory, read straight from its segment files."""
+    return {
+        SpoolRecord.decode(e.payload).scoring_id
+        for p in spool_dir.glob("*.seg")
+        for e in scan(p.read_bytes())
+        if isinstance(e, Frame)
+    }
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -211,8 +218,9 @@ def test_kill9_under_load_loses_nothing_and_duplicates_nothing(tmp_path: Path, f
         answered = sum(1 for s in second.values() if s == 200)
         assert 200 <= answered < 400, answered
         assert any(s != 200 for s in second.values())  # the rest hit a dead process
-        in_spool = spooled_records(spool_dir)
-        assert in_spool >= answered  # acknowledged means on disk, though the store had none of them
+        acknowledged = {sid for sid, status in second.items() if status == 200}
+        assert acknowledged <= spooled_ids(spool_dir)  # acknowledged means on disk, though not in the store
+        assert not acknowledged & {s.rsplit("-", 1)[0] for s in stored_ids(store_url, sub_id)}
         lock.rollback()
         lock.close()
         lock = None
