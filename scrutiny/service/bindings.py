@@ -41,7 +41,10 @@ class BindingService:
         headers = {str(k): str(v) for k, v in (request_headers or {}).items()}
         public = {k: v for k, v in credentials.items() if k in cls.public_keys}
         secret = {k: v for k, v in credentials.items() if k not in cls.public_keys}
-        binding_id = self.service.box.stable_id(etype, credentials)
+        try:
+            binding_id = self.service.box.stable_id(etype, credentials)
+        except TypeError as exc:  # orjson: an integer beyond 64 bits, a non-JSON value
+            raise InvalidInput(f"credentials must hold JSON values ({exc})", field="credentials") from None
         existing = self.catalog.find_binding(binding_id)
         if existing is not None:
             if existing.name != name or existing.description != description:
