@@ -137,21 +137,14 @@ class Proxy:
                 response = await target.codec.engine.asend(target.codec.deployment, native, internal=False)
             except EngineError as exc:
                 outcome = "engine_error"
-                kind = (
-                    "timeout"
-                    if isinstance(exc, EngineTimeout)
-                    else "unreachable"
-                    if isinstance(exc, EngineUnreachable)
-                    else "failed"
-                )
-                metrics.engine_error(kind)
+                metrics.engine_error(_failure_kind(exc))
                 return error_response(exc)
             metrics.engine_latency.observe(response.elapsed_ms / 1000)
             if not 200 <= response.status < 300:
                 outcome = "engine_error"
                 kind = "status_5xx" if response.status >= 500 else "status_4xx"
                 metrics.engine_error(kind)
-                return self._passthrough(response, None)
+                return self._passthrough(response)
             try:
                 answer, logged_request, logged_response = self._answer(target, common, response, request_rows, body)
             except EngineError as exc:  # a common-format caller needs a decodable answer
@@ -248,7 +241,7 @@ class Proxy:
     ) -> tuple[ProxyResponse, bytes, bytes]:
         """The caller's answer, and the request/response bytes to spool."""
         if not common:
-            return self._passthrough(response, None), body, response.body
+            return self._passthrough(response), body, response.body
         codec = target.codec
         decoded = codec.engine.decode_response(codec.deployment, response, codec.context, rows)
         if rows is not None and len(decoded) != rows:
@@ -262,10 +255,8 @@ class Proxy:
         return ProxyResponse(200, out, "application/json"), body, out
 
     @staticmethod
-    def _passthrough(response: NativeResponse, extra: dict[str, str] | None) -> ProxyResponse:
+    def _passthrough(response: NativeResponse) -> ProxyResponse:
         headers = {k: v for k, v in response.headers.items() if k.lower() not in _NOT_RETURNED}
-        if extra:
-            headers.update(extra)
         return ProxyResponse(response.status, response.body, response.content_type or None, headers)
 
     @staticmethod
@@ -279,6 +270,14 @@ class Proxy:
                 f"{SCORING_ID_HEADER} must be 1 to {MAX_SCORING_ID} characters without spaces", field=SCORING_ID_HEADER
             )
         return given
+
+
+def _failure_kind(exc: EngineError) -> str:
+    if isinstance(exc, EngineTimeout):
+        return "timeout"
+    if isinstance(exc, EngineUnreachable):
+        return "unreachable"
+    return "failed"
 
 
 _ids: list[str] = []
