@@ -47,10 +47,7 @@ class BindingService:
         headers = {str(k): str(v) for k, v in (request_headers or {}).items()}
         public = {k: v for k, v in credentials.items() if k in cls.public_keys}
         secret = {k: v for k, v in credentials.items() if k not in cls.public_keys}
-        try:
-            binding_id = self.service.box.stable_id(etype, credentials)
-        except TypeError as exc:  # orjson: an integer beyond 64 bits, a non-JSON value
-            raise InvalidInput(f"credentials must hold JSON values ({exc})", field="credentials") from None
+        binding_id = self.service.box.stable_id(etype, credentials)
         existing = self.catalog.find_binding(binding_id)
         if existing is not None:
             if existing.name != name or existing.description != description:
