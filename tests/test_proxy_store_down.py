@@ -22,7 +22,7 @@ from tests.proxy_support import logger_key, payload_rows, proxy_client, rows, se
 def test_spool_bound_reached_while_the_store_is_locked(
     tmp_path: Path, engine_server: Any, german: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="scrutiny.spool")  # other tests raise the root level
     settings = Settings(data_dir=tmp_path / "d", sqlite_synchronous="NORMAL", spool_max_bytes=48 * 1024)
     svc = Service(settings)
     sub = subscribe(svc, engine_server.url, german)
