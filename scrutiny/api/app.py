@@ -142,10 +142,22 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.shutdown = []
     install_error_handlers(app)
 
-    from scrutiny.api.routes import admin, bindings, drift, explanations, feedback, payloads, subscriptions
+    from scrutiny.api.routes import (
+        admin,
+        alerts,
+        bindings,
+        drift,
+        explanations,
+        feedback,
+        metrics,
+        monitors,
+        payloads,
+        subscriptions,
+    )
 
-    for module in (admin, bindings, subscriptions, payloads, feedback, drift, explanations):
+    for module in (admin, bindings, subscriptions, payloads, feedback, monitors, drift, explanations, alerts, metrics):
         app.include_router(module.router)
+    monitors.install(app)
     for extension in extensions:
         extension(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -158,7 +170,8 @@ extensions: list[Any] = []
 
 
 def _install_proxy(app: FastAPI) -> None:
-    """The scoring proxy (``scrutiny.proxy``): its routes, spool, background writer and ``/metrics``."""
+    """The scoring proxy (``scrutiny.proxy``): its routes, spool and background writer; its metrics
+    are published to the registry ``GET /metrics`` serves."""
     from scrutiny.proxy.asgi import install
 
     install(app)

@@ -1,4 +1,5 @@
-"""The proxy's HTTP surface: ``POST /proxy/{subscription_id}[/{rest}]`` and ``GET /metrics``.
+"""The proxy's HTTP surface: ``POST /proxy/{subscription_id}[/{rest}]`` (and ``GET /metrics``, ``GET /health``
+in the standalone process).
 
 The same routes serve in two places: inside ``scrutiny serve`` (``install``, registered as an
 API extension) and in the lean standalone ``scrutiny proxy`` process (``create_proxy_app``).
@@ -15,6 +16,7 @@ from typing import Any
 
 import anyio
 import orjson
+from prometheus_client import REGISTRY, generate_latest
 from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -60,20 +62,15 @@ async def proxy_endpoint(request: Request) -> _Raw:
     return _Raw(result)
 
 
-async def metrics_endpoint(request: Request) -> _Raw:
-    rt = _runtime(request)
-    return _Raw(ProxyResponse(200, rt.metrics.render(), METRICS_TYPE))
-
-
 async def health_endpoint(request: Request) -> _Raw:
     rt = _runtime(request)
     return _Raw(ProxyResponse(200, orjson.dumps(rt.health())))
 
 
+# GET /metrics is the API's own route (the default registry, where the runtime publishes).
 ROUTES = [
     Route("/proxy/{subscription_id}", proxy_endpoint, methods=["POST"]),
     Route("/proxy/{subscription_id}/{rest:path}", proxy_endpoint, methods=["POST"]),
-    Route("/metrics", metrics_endpoint, methods=["GET"]),
 ]
 
 
@@ -160,7 +157,7 @@ class StandaloneProxy:
             result = await rt.proxy.handle(sub_id, rest, query, headers, body)
             await _Raw(result)(scope, receive, send)
         elif path == "/metrics" and method == "GET":
-            await _Raw(ProxyResponse(200, rt.metrics.render(), METRICS_TYPE))(scope, receive, send)
+            await _Raw(ProxyResponse(200, generate_latest(REGISTRY), METRICS_TYPE))(scope, receive, send)
         elif path == "/health" and method == "GET":
             await _Raw(ProxyResponse(200, orjson.dumps(rt.health())))(scope, receive, send)
         else:

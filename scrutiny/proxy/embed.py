@@ -36,7 +36,7 @@ from scrutiny.proxy.convert import Codec
 from scrutiny.proxy.deadletter import FILE_NAME, DeadLetters
 from scrutiny.proxy.drain import Drainer
 from scrutiny.proxy.forward import SCORING_ID_HEADER
-from scrutiny.proxy.metrics import ProxyMetrics
+from scrutiny.proxy.metrics import ProxyMetrics, publish, unpublish
 from scrutiny.proxy.record import COMMON, NATIVE, SpoolRecord
 from scrutiny.proxy.sinks import ApiSink, Sink, StoreSink
 from scrutiny.proxy.spool import Spool
@@ -127,6 +127,7 @@ class PayloadLogger:
         if not self._started:
             self.spool.open()
             self.metrics.watch_spool(self.spool)
+            publish(self.metrics)
             self.drainer.start()
             self._started = True
         return self
@@ -135,6 +136,7 @@ class PayloadLogger:
         """Deliver what it can within ``drain_timeout``; the rest stays spooled for the next start."""
         if self._started:
             self._started = False
+            unpublish(self.metrics)
             self.drainer.stop(drain_timeout)
             self.spool.close()
         if self._client is not None:

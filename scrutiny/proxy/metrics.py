@@ -1,15 +1,22 @@
-"""Prometheus metrics of the proxy and its spool, on a registry per process component.
+"""Prometheus metrics of the proxy and its spool.
 
-A registry of its own (not prometheus-client's global one) lets several proxies live in one
-process (tests, an application embedding the logger next to its own metrics).
+Each runtime keeps its metrics in a registry of its own, so several can live in one process
+(tests, an application embedding the logger). ``publish()`` makes them part of
+prometheus-client's default registry, which ``GET /metrics`` serves: one collector there
+yields every published registry's families, summing the series they share.
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from scrutiny.proxy.spool import Spool
@@ -149,3 +156,52 @@ class SubscriptionMetrics:
 
     def engine_error(self, kind: str) -> None:
         self._m.engine_errors.labels(self._sub, kind).inc()
+
+
+class _Published(Collector):
+    """The live proxies' and embedded loggers' metrics, as part of the default registry."""
+
+    def __init__(self) -> None:
+        self.members: weakref.WeakSet[ProxyMetrics] = weakref.WeakSet()
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
+        for member in list(self.members):
+            for fam in member.registry.collect():
+                if fam.name not in families:
+                    families[fam.name] = Metric(fam.name, fam.documentation, fam.type, fam.unit)
+                    values[fam.name] = {}
+                merged = values[fam.name]
+                for sample in fam.samples:
+                    key = (sample.name, tuple(sorted(sample.labels.items())))
+                    if key not in merged:
+                        merged[key] = sample.value
+                    elif sample.name.endswith("_created"):
+                        merged[key] = min(merged[key], sample.value)
+                    else:
+                        merged[key] += sample.value
+        for name, fam in families.items():
+            for (sample_name, labels), value in values[name].items():
+                fam.add_sample(sample_name, dict(labels), value)
+            yield fam
+
+
+_published: _Published | None = None
+_publish_lock = threading.Lock()
+
+
+def publish(metrics: ProxyMetrics) -> None:
+    """Serve ``metrics`` on ``GET /metrics`` (prometheus-client's default registry)."""
+    global _published
+    with _publish_lock:
+        if _published is None:
+            _published = _Published()
+            REGISTRY.register(_published)
+        _published.members.add(metrics)
+
+
+def unpublish(metrics: ProxyMetrics) -> None:
+    with _publish_lock:
+        if _published is not None:
+            _published.members.discard(metrics)

@@ -21,7 +21,7 @@ from scrutiny.proxy.deadletter import FILE_NAME, DeadLetters
 from scrutiny.proxy.drain import Drainer
 from scrutiny.proxy.forward import Proxy
 from scrutiny.proxy.keys import KeyCheck
-from scrutiny.proxy.metrics import ProxyMetrics
+from scrutiny.proxy.metrics import ProxyMetrics, publish, unpublish
 from scrutiny.proxy.sinks import StoreSink
 from scrutiny.proxy.spool import SUFFIX, Spool, SpoolLocked
 from scrutiny.proxy.targets import Targets
@@ -94,6 +94,7 @@ class ProxyRuntime:
             self._build(own)
             self.spool.open()
         self.metrics.watch_spool(self.spool)
+        publish(self.metrics)
         self.drainer.start()
         self.started = True
         threading.Thread(target=self._leftovers, name="spool-adopt", daemon=True).start()
@@ -103,6 +104,7 @@ class ProxyRuntime:
         if not self.started:
             return
         self.started = False
+        unpublish(self.metrics)
         self.drainer.stop(self.drain_timeout)
         self.spool.close()
         if self.spool.depth:
