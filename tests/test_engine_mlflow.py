@@ -23,13 +23,15 @@ import pytest
 from scrutiny._server import BackgroundServer, free_port
 from scrutiny.common import ScoringRequest
 from scrutiny.demo import credit
-from scrutiny.engines import BindingConfig, ModelContext, NativeRequest
+from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeRequest
 from scrutiny.engines.errors import EngineAuthError, EngineBadResponse, EngineRejected, EngineTimeout, EngineUnreachable
 from scrutiny.engines.mlflow import REQUEST_FORMATS, MlflowEngine
 from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.outputs import normalize_rows
 from tests.engine_procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
+from tests.proxy_support import payload_rows
 from tests.servers.gateway import Gateway
+from tests.test_proxy_forward import serve
 
 pytestmark = pytest.mark.servers
 
@@ -572,3 +574,50 @@ def test_gateway_timeout_and_truncated_body(gateway: tuple[str, Gateway], german
     dep.request_headers["X-Test-Truncate"] = "1"
     with pytest.raises(EngineBadResponse, match="not JSON"):
         broken.score(dep, rows(german, credit.FEATURES, range(5)), BINARY)
+
+
+@pytest.mark.parametrize("fmt", ["dataframe_split", "csv", "common"])
+def test_native_traffic_through_the_proxy_is_forwarded_and_logged(
+    service, mlflow_env: MlflowEnv, german, fmt: str
+) -> None:  # type: ignore[no-untyped-def]
+    """An application sends MLflow's own body to /proxy/{id}: it gets MLflow's exact answer, and
+    the background writer decodes the exchange with this adapter into payload rows."""
+    binding, _ = service.bindings.create(
+        name="mlflow-proxy",
+        engine_type="mlflow",
+        credentials={"servers": [{"name": "credit", "url": mlflow_env.urls["credit-proba"]}]},
+    )
+    props = {"problem_type": "binary", "feature_fields": credit.FEATURES, "labels": credit.LABELS}
+    schema = [{"name": c, "type": "long" if german[c].dtype.kind == "i" else "string"} for c in credit.FEATURES]
+    sub = service.subscriptions.create(
+        binding_id=binding.id, deployment_id="credit", asset_properties={**props, "input_data_schema": schema}
+    )
+    idx = list(range(300, 312))
+    request = rows(german, credit.FEATURES, idx)
+    if fmt == "common":
+        body, ctype = orjson.dumps(request.to_dict()), "application/json"
+    else:
+        native = service.bindings.engine(binding.id).encode_request(
+            Deployment(id="credit", name="credit", options={"request_format": fmt}), request, BINARY
+        )
+        body, ctype = native.body, native.content_type
+    for proxied in serve(service):
+        with proxied.client() as c:
+            r = c.post(f"/proxy/{sub.id}", content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 200, r.text
+        if fmt == "common":  # converted both ways by the adapter
+            assert r.json()["fields"] == ["probability"]
+        else:  # MLflow's own answer, untouched
+            assert (
+                r.content
+                == httpx.post(
+                    mlflow_env.urls["credit-proba"] + "/invocations", content=body, headers={"Content-Type": ctype}
+                ).content
+            )
+        proxied.flush()
+        stored = sorted(payload_rows(service, sub.id), key=lambda row: int(row["scoring_id"].rsplit("-", 1)[1]))
+        assert len(stored) == len(idx)
+        want = np.asarray(mlflow_env.expected["credit"]["predict_proba"])[idx]
+        np.testing.assert_allclose([row["probability"] for row in stored], want, rtol=0, atol=1e-9)
+        assert [row["prediction"] for row in stored] == [mlflow_env.expected["credit"]["predict"][i] for i in idx]
+        assert [row["Age"] for row in stored] == [int(german["Age"].iloc[i]) for i in idx]

@@ -27,6 +27,8 @@ from scrutiny.engines.kserve import KServeEngine
 from scrutiny.errors import InvalidInput
 from scrutiny.outputs import normalize_rows
 from tests.engine_procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
+from tests.proxy_support import payload_rows
+from tests.test_proxy_forward import serve
 
 pytestmark = pytest.mark.servers
 
@@ -300,3 +302,31 @@ def test_a_server_error_is_a_5xx_naming_engine_and_deployment(engine: KServeEngi
     with pytest.raises(EngineServerError) as err:
         engine.send(dep, NativeRequest(orjson.dumps(body)), internal=True)
     assert err.value.engine_status == 500 and "oip-test" in err.value.message and "'credit'" in err.value.message
+
+
+def test_native_inference_through_the_proxy_is_forwarded_and_logged(service, mlserver_env: MLServerEnv, german) -> None:  # type: ignore[no-untyped-def]
+    binding, _ = service.bindings.create(
+        name="oip-proxy", engine_type="kserve", credentials={"url": mlserver_env.url, "protocol": "v2"}
+    )
+    sub = service.subscriptions.create(
+        binding_id=binding.id,
+        deployment_id="credit",
+        asset_properties={"problem_type": "binary", "labels": credit.LABELS},
+    )
+    idx = list(range(500, 508))
+    request = rows(german, credit.FEATURES, idx)
+    engine = service.bindings.engine(binding.id)
+    native = engine.encode_request(engine.get_deployment("credit"), request, BINARY)
+    for proxied in serve(service):
+        with proxied.client() as c:
+            r = c.post(f"/proxy/{sub.id}", content=native.body, headers={"Content-Type": "application/json"})
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == orjson.loads(native.body)["id"]  # MLServer's own answer, forwarded
+        proxied.flush()
+        stored = sorted(payload_rows(service, sub.id), key=lambda row: int(row["scoring_id"].rsplit("-", 1)[1]))
+        exp = mlserver_env.expected["credit"]
+        assert [row["prediction"] for row in stored] == [exp["predict"][i] for i in idx]
+        np.testing.assert_allclose(
+            [row["probability"] for row in stored], [exp["predict_proba"][i] for i in idx], rtol=0, atol=1e-9
+        )
+        assert [row["Sex"] for row in stored] == [german["Sex"].iloc[i] for i in idx]
