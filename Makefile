@@ -24,8 +24,10 @@ lint: test-deps
 	$(BIN)/ruff format --check scrutiny tests bench
 	$(BIN)/mypy
 
+# Two workers (the machines have two cores); whole files per worker, so the engine servers a
+# module starts once are not started again on the other worker.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 bench: venv
 	$(BIN)/python bench/ingest.py

@@ -87,7 +87,7 @@ def test_serve_takes_the_key_from_the_environment_and_binds_loopback(tmp_path: P
 def test_demo_runs_and_logs_payloads(tmp_path: Path) -> None:
     port = free_port()
     r = subprocess.run(
-        [sys.executable, "-m", "scrutiny", "demo", "--duration", "6", "--rate", "10", "--port", str(port)],
+        [sys.executable, "-m", "scrutiny", "demo", "--duration", "8", "--rate", "10", "--port", str(port)],
         env=_env(tmp_path),
         capture_output=True,
         text=True,
@@ -97,6 +97,7 @@ def test_demo_runs_and_logs_payloads(tmp_path: Path) -> None:
     assert "API and docs" in r.stdout and "/docs" in r.stdout
     done = [line for line in r.stdout.splitlines() if line.startswith("Done:")]
     assert done, r.stdout
+    scored = int(done[0].split()[1])
     stored = int(done[0].split(",")[1].split()[0])
-    assert stored >= 30
+    assert stored == scored >= 10  # every request the demo scored was logged (10/s, fewer on a loaded machine)
     assert (tmp_path / "scrutiny.db").exists()

@@ -125,7 +125,10 @@ def run_demo(
     duration: float | None = None,
     rate: float = 20.0,
     engine_port: int | None = None,
+    stop_when: Callable[[DemoContext], bool] | None = None,
 ) -> DemoContext:
+    """Run the demo until Ctrl+C, ``duration`` seconds, or ``stop_when(ctx)`` is true (checked
+    after every round of traffic; tests wait for an outcome rather than for a fixed time)."""
     from scrutiny.api.app import create_app
     from scrutiny.demo.engine import create_engine_app
     from scrutiny.demo.monitoring import install as install_monitoring
@@ -182,6 +185,8 @@ def run_demo(
                     for stage in stages:
                         if stage.tick:
                             stage.tick(ctx)
+                    if stop_when is not None and stop_when(ctx):
+                        break
                     if t0 - last_report >= 10:
                         console.print(
                             f"  {ctx.elapsed:5.0f} s: {ctx.requests_sent} requests scored, {ctx.rows_logged} payload rows stored"
