@@ -1,0 +1,243 @@
+"""Measurements and alerts as the dashboard reads them: narrow columns, index lookups.
+
+The overview needs each monitor's newest measurement (one index probe per subscription and
+monitor on ``ix_measurements_lookup``), charts need a monitor's values over a time range (the
+same index, ``details`` left out: it can be large), alerts are counted on ``ix_alerts_open``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from scrutiny.monitors import registry
+from scrutiny.monitors.base import Status
+from scrutiny.monitors.reader import iso
+from scrutiny.monitors.tables import alerts, measurements, monitor_configs
+
+MAX_POINTS = 2_000  # measurements per monitor on one chart page
+
+# Shown first on a tile when a monitor has no limits of its own.
+HEADLINES = {
+    "performance": ["records_per_minute", "average_processing_time"],
+    "quality": ["area_under_roc", "accuracy", "r2"],
+    "drift": ["drift_magnitude", "data_drift_magnitude", "drifted_features"],
+}
+
+_LIGHT = [
+    measurements.c.id,
+    measurements.c.monitor,
+    measurements.c.timestamp,
+    measurements.c.status,
+    measurements.c["values"],
+    measurements.c.thresholds,
+    measurements.c.violations,
+    measurements.c.records,
+    measurements.c.message,
+]
+
+
+@dataclass
+class MetricState:
+    metric: str
+    value: float | None
+    limits: list[dict[str, Any]] = field(default_factory=list)
+    violated: bool = False
+
+    @property
+    def limit_text(self) -> str:
+        parts = []
+        for lim in self.limits:
+            sign = "≥" if lim["type"] == "lower_limit" else "≤"
+            parts.append(f"{sign} {lim['value']:g}")
+        return ", ".join(parts)
+
+
+@dataclass
+class MonitorState:
+    monitor: str
+    enabled: bool
+    last: dict[str, Any] | None  # newest finished measurement (light)
+    newest: dict[str, Any] | None  # newest measurement of any status
+    metrics: list[MetricState]
+    hidden: int = 0  # metrics not shown on the tile
+
+    @property
+    def state(self) -> str:
+        """``violated`` | ``ok`` | ``failed`` (the newest run did not finish) | ``none`` (never measured)."""
+        n = self.newest
+        if (
+            n is not None
+            and n["status"] != Status.FINISHED.value
+            and (self.last is None or n["timestamp"] > self.last["timestamp"])
+        ):
+            return "failed" if n["status"] == Status.ERROR.value else "waiting"
+        if self.last is None:
+            return "none"
+        return "violated" if self.last["violations"] else "ok"
+
+
+def light(r: Any) -> dict[str, Any]:
+    m = r._mapping
+    return {
+        "id": m["id"],
+        "monitor": m["monitor"],
+        "timestamp": m["timestamp"],
+        "status": m["status"],
+        "values": m["values"] or {},
+        "thresholds": m["thresholds"] or [],
+        "violations": m["violations"] or [],
+        "records": int(m["records"]),
+        "message": m["message"],
+    }
+
+
+def newest(conn: sa.Connection, sub_id: str, monitor: str, status: str | None = None) -> dict[str, Any] | None:
+    c = measurements.c
+    q = sa.select(*_LIGHT).where(c.subscription_id == sub_id, c.monitor == monitor)
+    if status:
+        q = q.where(c.status == status)
+    r = conn.execute(q.order_by(c.timestamp.desc(), c.id.desc()).limit(1)).first()
+    return light(r) if r else None
+
+
+def metric_states(m: dict[str, Any], limit: int | None = 4) -> tuple[list[MetricState], int]:
+    """The values of a measurement with their limits; limited ones first."""
+    values: dict[str, Any] = m["values"]
+    limits: dict[str, list[dict[str, Any]]] = {}
+    for lim in m["thresholds"]:
+        limits.setdefault(lim["metric"], []).append(lim)
+    violated = {v["metric"] for v in m["violations"]}
+    states = [MetricState(k, v, limits.get(k, []), k in violated) for k, v in values.items()]
+    headline = HEADLINES.get(m["monitor"], [])
+    states.sort(key=lambda s: (not s.violated, not s.limits, headline.index(s.metric) if s.metric in headline else 99))
+    if limit is None:
+        return states, 0
+    return states[:limit], max(0, len(states) - limit)
+
+
+def enabled_monitors(conn: sa.Connection, sub_id: str | None = None) -> dict[str, list[str]]:
+    """subscription id -> names of its enabled monitors (in registry order)."""
+    c = monitor_configs.c
+    q = sa.select(c.subscription_id, c.monitor).where(c.enabled.is_(True))
+    if sub_id:
+        q = q.where(c.subscription_id == sub_id)
+    order = {name: i for i, name in enumerate(registry.names())}
+    out: dict[str, list[str]] = {}
+    for sid, mon in conn.execute(q):
+        out.setdefault(sid, []).append(mon)
+    for names in out.values():
+        names.sort(key=lambda n: order.get(n, 99))
+    return out
+
+
+def monitor_states(conn: sa.Connection, sub_id: str, names: list[str], limit: int | None = 4) -> list[MonitorState]:
+    out = []
+    for name in names:
+        last = newest(conn, sub_id, name, Status.FINISHED.value)
+        any_status = newest(conn, sub_id, name)
+        metrics, hidden = metric_states(last, limit) if last else ([], 0)
+        out.append(MonitorState(name, True, last, any_status, metrics, hidden))
+    return out
+
+
+def open_alert_counts(conn: sa.Connection) -> dict[str, int]:
+    c = alerts.c
+    q = sa.select(c.subscription_id, sa.func.count()).where(c.status == "open").group_by(c.subscription_id)
+    return {sid: int(n) for sid, n in conn.execute(q)}
+
+
+def series(
+    conn: sa.Connection, sub_id: str, monitor: str, start: datetime | None, end: datetime | None
+) -> tuple[list[dict[str, Any]], int]:
+    """Finished measurements of ``monitor`` in the range, oldest first (the newest ``MAX_POINTS``),
+    and how many the range holds."""
+    c = measurements.c
+    conds = [c.subscription_id == sub_id, c.monitor == monitor, c.status == Status.FINISHED.value]
+    if start is not None:
+        conds.append(c.timestamp >= start)
+    if end is not None:
+        conds.append(c.timestamp < end)
+    rows = conn.execute(
+        sa.select(*_LIGHT).where(*conds).order_by(c.timestamp.desc(), c.id.desc()).limit(MAX_POINTS + 1)
+    ).all()
+    total = len(rows)
+    if total > MAX_POINTS:
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(measurements).where(*conds)).scalar_one())
+        rows = rows[:MAX_POINTS]
+    return [light(r) for r in reversed(rows)], total
+
+
+def runs(
+    conn: sa.Connection, sub_id: str, start: datetime | None, end: datetime | None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The newest runs of every monitor in the range (any status), for the runs table."""
+    c = measurements.c
+    conds = [c.subscription_id == sub_id]
+    if start is not None:
+        conds.append(c.timestamp >= start)
+    if end is not None:
+        conds.append(c.timestamp < end)
+    q = sa.select(*_LIGHT).where(*conds).order_by(c.timestamp.desc(), c.id.desc()).limit(limit)
+    return [light(r) for r in conn.execute(q)]
+
+
+def chart(sub_id: str, monitor: str, metric: str, points: list[dict[str, Any]]) -> dict[str, Any]:
+    """One metric over time, as the chart script draws it: values, limits in force, violations."""
+    xs, ys, ids, bad = [], [], [], []
+    lower: list[float | None] = []
+    upper: list[float | None] = []
+    for m in points:
+        if metric not in m["values"]:
+            continue
+        xs.append(m["timestamp"].timestamp())
+        ys.append(m["values"][metric])
+        ids.append(m["id"])
+        lo = hi = None
+        for lim in m["thresholds"]:
+            if lim["metric"] == metric:
+                if lim["type"] == "lower_limit":
+                    lo = lim["value"]
+                else:
+                    hi = lim["value"]
+        lower.append(lo)
+        upper.append(hi)
+        bad.append(any(v["metric"] == metric for v in m["violations"]))
+    return {
+        "monitor": monitor,
+        "metric": metric,
+        "x": xs,
+        "y": ys,
+        "ids": ids,
+        "lower": lower if any(v is not None for v in lower) else None,
+        "upper": upper if any(v is not None for v in upper) else None,
+        "violated": bad,
+        "violations": sum(bad),
+        "last": ys[-1] if ys else None,
+        "last_violated": bad[-1] if bad else False,
+    }
+
+
+def metric_names(points: list[dict[str, Any]]) -> list[str]:
+    """Every metric the measurements report, limited ones first, in first-seen order."""
+    seen: dict[str, bool] = {}
+    for m in points:
+        limited = {lim["metric"] for lim in m["thresholds"]}
+        for k in m["values"]:
+            seen[k] = seen.get(k, False) or k in limited
+    return sorted(seen, key=lambda k: not seen[k])
+
+
+def alert_rows(
+    conn: sa.Connection, *, status: str | None, subscription_id: str | None, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    from scrutiny.monitors import alerts as alerts_mod
+
+    return alerts_mod.query(conn, status=status, subscription_id=subscription_id, limit=limit, offset=offset)
+
+
+def to_api_time(t: datetime | None) -> str | None:
+    return iso(t)
