@@ -79,6 +79,18 @@ class CredentialBox:
                 "engine credentials cannot be decrypted: the secret key (SCRUTINY_SECRET_KEY or secret.key) changed"
             ) from None
 
+    def seal_bytes(self, data: bytes) -> bytes:
+        """Encrypt and authenticate opaque bytes (a stored model: only what this server sealed is loaded)."""
+        return self._fernet.encrypt(data)
+
+    def open_bytes(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken:
+            raise RuntimeError(
+                "stored data cannot be decrypted: the secret key (SCRUTINY_SECRET_KEY or secret.key) changed"
+            ) from None
+
     def stable_id(self, *parts: Any) -> str:
         """A deterministic id for the same engine and credentials, keyed so it reveals nothing of them."""
         msg = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 QUANTILES = np.linspace(0.0, 1.0, 101)
 MAX_DISTINCT = 100
-STATS_VERSION = 1
+MAX_REFERENCE_CATEGORIES = 1000
+# 2: reference bins per feature (``bins`` for numbers, ``reference`` for categories) for drift
+STATS_VERSION = 2
 
 
 def read_training_data(
@@ -72,13 +74,14 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {"type": "numeric", "count": int(x.size), "missing": int(values.size - x.size)}
     if x.size == 0:
         return out
-    q = np.quantile(x, QUANTILES)
+    xs = np.sort(x)  # once: quantiles, distinct values and bin counts all read the sorted values
+    q = np.quantile(xs, QUANTILES)
     out.update(
-        min=float(x.min()),
-        max=float(x.max()),
+        min=float(xs[0]),
+        max=float(xs[-1]),
         mean=float(x.mean()),
         std=float(x.std(ddof=1)) if x.size > 1 else 0.0,
-        median=float(np.median(x)),
+        median=float(np.median(xs)),
         quantiles=[float(v) for v in q],
     )
     # Quartile bins with their moments: LIME-style perturbation samples inside them.
@@ -101,11 +104,51 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
             }
         )
     out["quartile_bins"] = bins
-    uniq, cnt = np.unique(x, return_counts=True)
+    starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
+    uniq, cnt = xs[starts], np.diff(np.r_[starts, xs.size])
     if uniq.size <= MAX_DISTINCT:
         out["distinct"] = {_key(u): int(c) for u, c in zip(uniq.tolist(), cnt.tolist(), strict=True)}
     out["distinct_count"] = int(uniq.size)
+    edges = uniq if uniq.size <= MAX_DISTINCT else np.unique(q)
+    counts = _sorted_bin_counts(edges, xs)
+    counts[0] += int(np.isneginf(values).sum())  # infinities are not statistics, but they do have a bin
+    counts[-2] += int(np.isposinf(values).sum())
+    counts[-1] = int(np.isnan(values).sum())
+    out["bins"] = {"edges": [float(e) for e in edges], "counts": counts.tolist()}
     return out
+
+
+def _sorted_bin_counts(edges: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``bin_counts`` of sorted finite values, by binary search of the edges (O(k log n))."""
+    k = len(edges)
+    left = np.searchsorted(xs, edges, side="left")
+    top = int(np.searchsorted(xs, edges[-1], side="right"))
+    out = np.zeros(k + 3, dtype=np.int64)
+    out[0] = left[0]
+    out[1:k] = np.diff(left)
+    out[k] = top - left[-1]
+    out[k + 1] = xs.size - top
+    return out
+
+
+def bin_index(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The reference bin of each value; the one binning rule shared by training and monitoring.
+
+    With ``k`` sorted edges there are ``k + 3`` bins: ``0`` below the training minimum,
+    ``i + 1`` for ``edges[i] <= x < edges[i + 1]`` (the last, ``k``, is the point ``edges[-1]``,
+    the training maximum), ``k + 1`` above the maximum, ``k + 2`` missing (NaN). Edges are the
+    distinct training values when there are at most ``MAX_DISTINCT`` of them (every value its
+    own bin), else the distinct training percentiles.
+    """
+    k = len(edges)
+    idx = np.searchsorted(edges, x, side="right")
+    idx[x > edges[-1]] = k + 1
+    idx[np.isnan(x)] = k + 2
+    return idx
+
+
+def bin_counts(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    return np.bincount(bin_index(np.asarray(edges, dtype=np.float64), x), minlength=len(edges) + 3)
 
 
 def categorical_statistics(series: pd.Series) -> dict[str, Any]:
@@ -119,7 +162,31 @@ def categorical_statistics(series: pd.Series) -> dict[str, Any]:
         "distinct": counts,
         "distinct_count": len(counts),
         "mode": mode,
+        "reference": reference_categories(series),
     }
+
+
+def reference_categories(series: pd.Series) -> dict[str, Any]:
+    """The categories drift is measured on, most frequent first (ties by value), as JSON values
+    of their own type (dictionary keys would turn ``1`` and ``True`` into text). ``counts`` has
+    one more cell, every other value (rare categories beyond ``MAX_REFERENCE_CATEGORIES``), then
+    the missing count; ``values`` are the categories as numbers when the column is numeric or
+    boolean, as they arrive in a record batch."""
+    import pandas as pd
+
+    vc = series.dropna().value_counts()
+    keys = [_key(k) for k in vc.index]
+    order = sorted(range(len(keys)), key=lambda i: (-int(vc.iloc[i]), str(keys[i])))
+    kept = order[:MAX_REFERENCE_CATEGORIES]
+    counts = [int(vc.iloc[i]) for i in kept]
+    other = int(vc.sum()) - sum(counts)
+    out: dict[str, Any] = {
+        "categories": [keys[i] for i in kept],
+        "counts": [*counts, other, int(series.isna().sum())],
+    }
+    if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+        out["values"] = [float(keys[i]) for i in kept]
+    return out
 
 
 def compute_statistics(
@@ -152,6 +219,7 @@ def compute_statistics(
     out: dict[str, Any] = {
         "version": STATS_VERSION,
         "rows": len(df),
+        "data_hash": data_hash(df, [*feature_fields, *([label_column] if label_column else [])]),
         "features": features,
         "feature_fields": list(feature_fields),
         "categorical_fields": [f for f in feature_fields if features[f]["type"] == "categorical"],
@@ -166,6 +234,18 @@ def compute_statistics(
         else:
             out["label"] = {"column": label_column, "type": "categorical", "classes": _counts(label)}
     return out
+
+
+def data_hash(df: pd.DataFrame, columns: list[str]) -> str:
+    """A digest of the training rows' content: what was learned from them is rebuilt when it changes."""
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.sha256("\x00".join(columns).encode())
+    for c in columns:  # column by column: no copy of the frame
+        h.update(pd.util.hash_pandas_object(df[c], index=False).to_numpy().tobytes())
+    return h.hexdigest()
 
 
 def training_labels(df: pd.DataFrame, label_column: str) -> list[Any]:

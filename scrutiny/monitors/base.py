@@ -28,6 +28,12 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
     does this column take" from the training statistics or the stored rows. Return the config,
     possibly normalised (defaults filled in).
 
+``prepare(service, sub, config) -> dict | None``
+    Called after an enabled configuration is stored, outside any transaction: learn what runs
+    need from the training data (the drift monitor trains its accuracy detector here, as
+    OpenScale does at configuration time). Returns a summary shown in the configure response;
+    it must not fail the configuration (runs retry what is missing).
+
 ``default_thresholds(sub, config) -> list[Threshold]``
     The limits that apply when the user sets none (e.g. ``accuracy`` lower 0.8). The user's
     ``config.thresholds`` override them metric by metric; ``value: null`` removes a default.
@@ -78,7 +84,8 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
     ``run.batches(columns)`` (the window's rows, streamed in chunks; ``newest_first`` with
     ``limit`` for the most recent ones; ``table`` to read the other record table up to the
     window's end) or ``run.score(request)`` (internal scoring through the engine, never logged
-    as payload); ``run.training_frame()`` gives the training rows. Return
+    as payload); ``run.training_frame()`` gives the training rows, and ``run.service`` what
+    else a monitor keeps (a model learned from the training data, in its own table). Return
     ``Result(values={metric: number | None}, details={...})``, or
     ``Result.insufficient(message, records)`` when the window has too few rows. Values that
     cannot be computed are ``None`` with the reason in ``details``. Raising fails the run: the
@@ -137,6 +144,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 if TYPE_CHECKING:
     from scrutiny.common import ScoringRequest
     from scrutiny.ingest.batch import RecordBatch
+    from scrutiny.service import Service
     from scrutiny.subscription import Subscription
 
 PAYLOAD = "payload"
@@ -333,6 +341,9 @@ class Run(Protocol):
 
     def training_frame(self) -> Any: ...  # the training rows (pandas), or None without training data
 
+    @property
+    def service(self) -> Service: ...
+
 
 # -- the monitor ---------------------------------------------------------------------------------
 
@@ -370,6 +381,13 @@ class Monitor:
 
     def load_partial(self, data: bytes) -> Partial:
         raise NotImplementedError(f"monitor {self.name!r} keeps no partial aggregates")
+
+    def prepare(self, service: Service, sub: Subscription, config: Any) -> dict[str, Any] | None:
+        """Learn, once the configuration is stored and enabled, what runs will need (a model
+        trained on the training data, as OpenScale trains its drift model at configuration).
+        Outside any transaction; it must not fail the configuration: report problems in the
+        returned summary (shown in the configure response) and let runs retry."""
+        return None
 
     # runs
     def window(self, config: Any, now: datetime, last: dict[str, Any] | None) -> Window:

@@ -133,12 +133,21 @@ class RunContext:
             )
         if self.resolved is None or self.resolved.rows == 0:
             return iter(())
+        flt = self.resolved.row_filter()
+        if newest_first and limit is not None and limit <= self.resolved.rows:
+            # The window is the ``rows`` most recent rows before its end, so its ``limit`` newest
+            # are the newest before the end: without the window's lower edge in the query the
+            # database walks the timestamp index backwards and stops (with it, SQLite sorted
+            # every row of a 1M-row table: 10 s instead of 0.25 s for drift's 10,000 rows).
+            from scrutiny.monitors.reader import Filter
+
+            flt = Filter(end=self.resolved.window.end)
         return read_batches(
             self.conn,
             self.sub,
             self.monitor.table,
             columns=columns,
-            flt=self.resolved.row_filter(),
+            flt=flt,
             chunk=chunk,
             newest_first=newest_first,
             limit=limit,

@@ -44,7 +44,12 @@ class MonitorService:
         sub = self.service.subscriptions.get(sub_id)
         mon = registry.get(name)
         row = configs.put(self.store, sub, mon, dict(body or {}), enabled=enabled)
-        return configs.view(mon, sub, row)
+        out = configs.view(mon, sub, row)
+        if enabled:
+            prepared = mon.prepare(self.service, sub, mon.parse_config(row.config))
+            if prepared is not None:
+                out["prepared"] = prepared
+        return out
 
     def disable(self, sub_id: str, name: str) -> dict[str, Any]:
         sub = self.service.subscriptions.get(sub_id)
