@@ -155,3 +155,56 @@ def contributions(items: list[tuple[str, float, str]]) -> tuple[list[Bar], float
 
 def number(v: Any) -> float | None:
     return finite(v)
+
+
+@dataclass
+class DriftFeature:
+    feature: str
+    data: dict[str, Any]
+    histogram: Any  # scrutiny.web.bars.Histogram
+
+
+TRANSACTION_GROUPS = {
+    "both": "accuracy and consistency",
+    "accuracy_only": "accuracy only",
+    "consistency_only": "data consistency only",
+}
+LISTED = 50
+
+
+def drift(measurement: dict[str, Any]) -> dict[str, Any]:
+    """Drifted features ranked, each with its training vs current histogram; the transaction
+    verdicts (accuracy, consistency) with the drifted transactions and their clusters."""
+    from scrutiny.web.bars import histogram
+
+    d = measurement.get("details") or {}
+    fd = d.get("feature_drift") or {}
+    features = []
+    for f in fd.get("features") or []:
+        dist = f.get("distribution") or []
+        hist = None
+        if dist:
+            hist = histogram(
+                [b["bin"] for b in dist], [b["training_share"] for b in dist], [b["current_share"] for b in dist]
+            )
+        features.append(DriftFeature(f["feature"], f, hist))
+    drifted = [f for f in features if f.data.get("drifted")]
+    others = [f for f in features if not f.data.get("drifted")]
+    tx = d.get("transactions") or {}
+    groups = []
+    for key, label in TRANSACTION_GROUPS.items():
+        g = tx.get(key)
+        if g is not None:
+            groups.append({"key": key, "label": label, "count": g["count"], "ids": g["scoring_ids"][:LISTED]})
+    return {
+        "drifted": drifted,
+        "others": others,
+        "feature_settings": fd.get("settings") or {},
+        "feature_rows": fd.get("rows"),
+        "accuracy": d.get("accuracy_drift"),
+        "consistency": d.get("data_consistency"),
+        "analysed": tx.get("analysed"),
+        "groups": groups,
+        "clusters": tx.get("clusters") or [],
+        "archive": d.get("archive") or {},
+    }

@@ -27,6 +27,7 @@ FAIRNESS = {
     "min_records": 50,
     "perturbation": {"enabled": True, "max_records": 120, "batch_rows": 120, "max_listed": 20},
 }
+DRIFT = {"min_samples": 100, "max_samples": 1000}
 QUALITY = {
     "min_feedback_data_size": 30,
     "max_rows_per_evaluation": 2000,
@@ -53,10 +54,11 @@ def build(service: Service, engine_url: str, *, rounds: int = 6, per_round: int 
     end = utcnow().replace(microsecond=0) - timedelta(minutes=1)
     start = end - timedelta(minutes=30 * rounds)
     rows = feedback_rows = 0
-    runs: dict[str, list[dict[str, Any]]] = {"quality": [], "fairness": [], "performance": []}
+    runs: dict[str, list[dict[str, Any]]] = {"quality": [], "fairness": [], "performance": [], "drift": []}
     service.monitors.configure(sub.id, "quality", QUALITY)
     service.monitors.configure(sub.id, "fairness", FAIRNESS)
     service.monitors.configure(sub.id, "performance", {"window_minutes": 30})
+    service.monitors.configure(sub.id, "drift", DRIFT)
     url = f"{engine_url}/v1/deployments/credit-risk/online"
     with httpx.Client(timeout=30) as http:
         for r in range(rounds):

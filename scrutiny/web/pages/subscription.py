@@ -124,7 +124,12 @@ def _details_page(request: Request, service: Any, sub: Subscription, m: dict[str
     view: dict[str, Any] = {}
     charts: list[dict[str, Any]] = []
     if m["status"] == "finished":
-        builder = {"fairness": views.fairness, "quality": views.quality, "performance": views.performance}.get(name)
+        builder = {
+            "fairness": views.fairness,
+            "quality": views.quality,
+            "performance": views.performance,
+            "drift": views.drift,
+        }.get(name)
         if builder is not None:
             view = builder(m)
         if name == "fairness":
