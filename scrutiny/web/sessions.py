@@ -92,14 +92,6 @@ class SessionStore:
             with self._lock:
                 self._sessions.pop(_digest(token), None)
 
-    def end_for_key(self, api_key: str) -> int:
-        """End every session signed in with ``api_key`` (after it is revoked)."""
-        with self._lock:
-            gone = [h for h, s in self._sessions.items() if secrets.compare_digest(s.api_key, api_key)]
-            for h in gone:
-                del self._sessions[h]
-        return len(gone)
-
     def __len__(self) -> int:
         with self._lock:
             self._prune(time.monotonic())
