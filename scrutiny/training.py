@@ -23,7 +23,8 @@ QUANTILES = np.linspace(0.0, 1.0, 101)
 MAX_DISTINCT = 100
 MAX_REFERENCE_CATEGORIES = 1000
 # 2: reference bins per feature (``bins`` for numbers, ``reference`` for categories) for drift
-STATS_VERSION = 2
+# 3: quartile bins closed on the right, as LIME's, with ``quartile_cuts``
+STATS_VERSION = 3
 
 
 def read_training_data(
@@ -84,18 +85,21 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
         median=float(np.median(xs)),
         quantiles=[float(v) for v in q],
     )
-    # Quartile bins with their moments: LIME-style perturbation samples inside them.
-    edges = np.unique(q[[0, 25, 50, 75, 100]])
-    idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, max(len(edges) - 2, 0))
+    # Quartile bins with their moments: LIME-style perturbation samples inside them. The bins are
+    # LIME's (QuartileDiscretizer): cut at the distinct quartiles, closed on the right, so a value
+    # tied with a quartile (common for integers; capital-gain's quartiles are all 0) falls in the
+    # bin it closes, and a feature whose quartiles coincide still splits at them.
+    cuts = np.unique(q[[25, 50, 75]])
+    idx = np.searchsorted(cuts, x, side="left")
+    lows = [float(x.min()), *cuts.tolist()]
+    highs = [*cuts.tolist(), float(x.max())]
     bins = []
-    for b in range(max(len(edges) - 1, 1)):
+    for b in range(len(cuts) + 1):
         xb = x[idx == b]
-        lo = float(edges[b]) if len(edges) > 1 else float(edges[0])
-        hi = float(edges[b + 1]) if len(edges) > 1 else float(edges[0])
         bins.append(
             {
-                "lo": lo,
-                "hi": hi,
+                "lo": lows[b],
+                "hi": highs[b],
                 "count": int(xb.size),
                 "mean": float(xb.mean()) if xb.size else None,
                 "std": float(xb.std()) if xb.size else None,
@@ -103,6 +107,7 @@ def numeric_statistics(values: np.ndarray) -> dict[str, Any]:
                 "max": float(xb.max()) if xb.size else None,
             }
         )
+    out["quartile_cuts"] = cuts.tolist()  # bin b holds cuts[b-1] < x <= cuts[b]
     out["quartile_bins"] = bins
     starts = np.flatnonzero(np.r_[True, xs[1:] != xs[:-1]])
     uniq, cnt = xs[starts], np.diff(np.r_[starts, xs.size])

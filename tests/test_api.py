@@ -56,6 +56,8 @@ def test_unknown_engine_type_and_bad_credentials(client) -> None:  # type: ignor
     assert r.status_code == 422 and r.json()["error"]["field"] == "engine_type"
     r = client.post("/v1/bindings", json={"name": "x", "credentials": {"url": "ftp://x"}})
     assert r.status_code == 422 and "credentials.url" in r.text
+    r = client.post("/v1/bindings", json={"name": "x", "credentials": {"apikey": 2**70}})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "credentials"
 
 
 def test_discovery_and_subscription_with_training_statistics(client, engine_server, training_csv, german) -> None:  # type: ignore[no-untyped-def]

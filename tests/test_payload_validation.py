@@ -45,6 +45,12 @@ CASES: list[tuple[str, Callable[[list[dict[str, Any]]], None], dict[str, Any], s
         "expected a number",
     ),
     (
+        "integer beyond 64 bits",
+        lambda b: _set(b[2], 1, AGE, 2**70),
+        {"record": 2, "row": 2, "field": "Age"},
+        "out of the 64-bit integer range",
+    ),
+    (
         "fraction in an integer column",
         lambda b: _set(b[4], 0, AGE, 30.5),
         {"record": 4, "row": 1, "field": "Age"},

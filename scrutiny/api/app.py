@@ -142,9 +142,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.shutdown = []
     install_error_handlers(app)
 
-    from scrutiny.api.routes import admin, bindings, drift, feedback, payloads, subscriptions
+    from scrutiny.api.routes import admin, bindings, drift, explanations, feedback, payloads, subscriptions
 
-    for module in (admin, bindings, subscriptions, payloads, feedback, drift):
+    for module in (admin, bindings, subscriptions, payloads, feedback, drift, explanations):
         app.include_router(module.router)
     from scrutiny.web import install as install_dashboard
 

@@ -47,6 +47,7 @@ def to_numbers(values: Values, field: str, locate: Locate, *, integer: bool = Fa
             frac = np.flatnonzero(np.isfinite(arr) & (arr != np.floor(arr)))
             if frac.size:
                 raise _fail(f"expected an integer, got {arr[frac[0]]!r}", int(frac[0]), field, locate)
+            _check_int64(arr, arr, field, locate)
         return arr
     if isinstance(values, np.ndarray) and values.dtype.kind == "b":
         raise _fail("expected a number, got a boolean column", 0, field, locate)
@@ -80,7 +81,16 @@ def to_numbers(values: Values, field: str, locate: Locate, *, integer: bool = Fa
         if frac.size:
             pos = int(frac[0])
             raise _fail(f"expected an integer, got {values[pos]!r}", pos, field, locate)
+        _check_int64(arr, values, field, locate)
     return arr
+
+
+def _check_int64(arr: np.ndarray, values: Values, field: str, locate: Locate) -> None:
+    """Integer columns are bigint: a larger value would be stored as garbage."""
+    big = np.flatnonzero(np.abs(arr) >= 2.0**63)  # NaN compares False
+    if big.size:
+        pos = int(big[0])
+        raise _fail(f"{values[pos]!r} is out of the 64-bit integer range", pos, field, locate)
 
 
 def to_strings(values: Values, field: str, locate: Locate) -> np.ndarray:

@@ -328,6 +328,17 @@ class Subscription(Resource):
     def delete(self) -> None:
         self.client.request("DELETE", f"/v1/subscriptions/{self.id}")
 
+    def explain(self, scoring_id: str | None = None, method: str = "lime", **kw: Any) -> dict[str, Any]:
+        """Explain a logged transaction (or ``record=`` inline): see ``scrutiny.sdk.explanations``."""
+        from scrutiny.sdk.explanations import explain
+
+        return explain(self.client, self.id, scoring_id, method, **kw)
+
+    def explanations(self, scoring_id: str | None = None, **params: Any) -> list[dict[str, Any]]:
+        """Stored explanations, newest first (``scoring_id``, ``method``, ``status``, ``limit`` filter)."""
+        query = {k: v for k, v in {"scoring_id": scoring_id, **params}.items() if v is not None}
+        return list(self.client.get(f"/v1/subscriptions/{self.id}/explanations", params=query)["explanations"])
+
 
 class Subscriptions:
     def __init__(self, client: Client) -> None:

@@ -19,6 +19,7 @@ log = logging.getLogger("scrutiny")
 
 class Service:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        from scrutiny.explain.service import ExplanationService
         from scrutiny.monitors.service import MonitorService
         from scrutiny.service.bindings import BindingService
         from scrutiny.service.feedback import FeedbackService
@@ -38,12 +39,14 @@ class Service:
         self.payloads = PayloadService(self)
         self.feedback = FeedbackService(self)
         self.monitors = MonitorService(self)
+        self.explanations = ExplanationService(self)
 
     @property
     def data_mart_id(self) -> str:
         return str(self.store.catalog.data_mart()["id"])
 
     def close(self) -> None:
+        self.explanations.close()
         self.writer.close()
         self.engines.close()
         self.store.close()

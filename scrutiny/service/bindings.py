@@ -5,6 +5,8 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from scrutiny.engines import BindingConfig, Deployment, Engine, canonical_type, engine_class
 from scrutiny.errors import InvalidInput
 from scrutiny.store.catalog import BindingRow
@@ -37,6 +39,10 @@ class BindingService:
         cls = engine_class(etype)
         if not isinstance(credentials, dict):
             raise InvalidInput("credentials must be an object", field="credentials")
+        try:  # they are sealed and hashed as JSON: an integer beyond 64 bits cannot be
+            orjson.dumps(credentials)
+        except TypeError as exc:
+            raise InvalidInput(f"credentials cannot be stored: {exc}", field="credentials") from None
         cls.check_credentials(credentials)
         headers = {str(k): str(v) for k, v in (request_headers or {}).items()}
         public = {k: v for k, v in credentials.items() if k in cls.public_keys}
