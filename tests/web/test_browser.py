@@ -269,6 +269,31 @@ def test_alerts_and_engines_pages(page, site) -> None:  # type: ignore[no-untype
     shot(pg, "11-subscribe")
 
 
+def test_explain_a_row_from_the_payload_table(page, site, api) -> None:  # type: ignore[no-untyped-def]
+    sc: Scenario = site["scenario"]
+    pg = page
+    sign_in(pg, site, f"/subscriptions/{sc.sub.id}/payload")
+    row = pg.locator("table.payload tbody tr").nth(2)
+    scoring_id = row.get_attribute("data-scoring-id")
+    row.locator("a.explain-link").click()
+    pg.wait_for_url(re.compile(r"/payload/.+#explain"))
+    pg.click("form.explain-form button[type=submit]")
+    pg.wait_for_url(re.compile(r"/explanations/"))
+    eid = pg.url.rsplit("/", 1)[1]
+    stored = api.get(f"/v1/subscriptions/{sc.sub.id}/explanations/{eid}").json()
+    assert stored["status"] == "finished" and stored["scoring_id"] == scoring_id
+    assert pg.inner_text("dd.prediction b") == stored["prediction"]
+    section = pg.locator(f"section.contributions[data-class='{stored['prediction']}']")
+    shown = section.locator("span.val").evaluate_all("vs => vs.map(v => Number(v.dataset.value))")
+    assert shown == pytest.approx([c["weight"] for c in stored["contributions"]])
+    widths = section.locator(".fill").evaluate_all("fs => fs.map(f => f.getBoundingClientRect().width)")
+    biggest = max(range(len(shown)), key=lambda i: abs(shown[i]))
+    assert widths[biggest] == max(widths) > 0  # the longest bar is the largest contribution
+    if stored["pertinent_negative"]["exists"]:
+        assert pg.inner_text("b.pn-prediction") == stored["pertinent_negative"]["prediction"]
+    shot(pg, "12-explanation")
+
+
 def test_one_time_login_link(browser, site) -> None:  # type: ignore[no-untyped-def]
     link = login_link(site["app"], site["url"], site["key"])
     first = browser.new_context()

@@ -317,3 +317,49 @@ def test_subscription_pages_refuse_bad_ranges(site, c) -> None:  # type: ignore[
     assert r.status_code == 422 and re.search(r"range is one of", r.text)
     r = c.get(f"/subscriptions/{sc.sub.id}/payload", params={"before": "garbage"})
     assert r.status_code == 422 and "cursor" in r.text
+
+
+def test_explain_a_transaction_from_its_record_page(site, c, api) -> None:  # type: ignore[no-untyped-def]
+    sc: Scenario = site["scenario"]
+    row_id = "s5-3-1"
+    record = get(c, f"/subscriptions/{sc.sub.id}/payload/{row_id}")
+    form = record.one("form", "explain-form")
+    csrf = form.one("input", name="csrf").attrs["value"]
+    r = c.post(
+        f"/subscriptions/{sc.sub.id}/explain", data={"scoring_id": row_id, "method": "lime+contrastive", "csrf": csrf}
+    )
+    assert r.status_code == 303
+    doc = get(c, r.headers["location"])
+    eid = r.headers["location"].rsplit("/", 1)[1]
+    stored = api.get(f"/v1/subscriptions/{sc.sub.id}/explanations/{eid}").json()
+    assert stored["status"] == "finished" and stored["scoring_id"] == row_id
+    assert doc.one("dd", "prediction").one("b").text() == stored["prediction"]
+    assert doc.one("span", "probability").text() == num(stored["probability"])
+    predicted = doc.one("section", "contributions", data_class=stored["prediction"])
+    weights = [float(v.attrs["data-value"]) for v in predicted.all("span", "val")]
+    assert weights == pytest.approx([c_["weight"] for c_ in stored["contributions"]])
+    labels = [s.text() for s in predicted.all("span", "label")]
+    assert labels == [c_["condition"] for c_ in stored["contributions"]]
+    pn = stored["pertinent_negative"]
+    if pn["exists"]:
+        section = doc.one("section", "pertinent-negative")
+        assert section.one("b", "pn-prediction").text() == pn["prediction"]
+        assert [tr.attrs["data-feature"] for tr in section.all("tr")[1:]] == [f["feature"] for f in pn["features"]]
+    values = {td.attrs["data-col"]: td.text() for td in doc.one("table", "record").all("td") if "data-col" in td.attrs}
+    assert values == {k: str(v) for k, v in zip(stored["record"]["fields"], stored["record"]["values"][0], strict=True)}
+    # the record page now lists it, and a viewer cannot ask for a new one
+    listed = get(c, f"/subscriptions/{sc.sub.id}/payload/{row_id}")
+    assert listed.one("tr", data_explanation=eid)
+    bad = c.post(f"/subscriptions/{sc.sub.id}/explain", data={"scoring_id": "nope-1", "csrf": csrf})
+    assert bad.status_code == 404 and "no transaction" in bad.text
+
+
+def test_a_bad_explanation_request_is_refused_up_front(site, c) -> None:  # type: ignore[no-untyped-def]
+    """Checked before anything is stored or scored; the page names what is wrong."""
+    sc: Scenario = site["scenario"]
+    html = c.get(f"/subscriptions/{sc.sub.id}/payload/s5-3-1").text
+    r = c.post(
+        f"/subscriptions/{sc.sub.id}/explain",
+        data={"scoring_id": "s5-3-1", "method": "shap", "csrf": page_csrf(html)},
+    )
+    assert r.status_code == 422 and "method must be one of" in r.text
