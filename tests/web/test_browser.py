@@ -151,6 +151,11 @@ def test_charts_then_click_a_point_to_open_its_measurement(page, site) -> None: 
         pg.locator("figure.chart .plot[data-ready='1']").count()
         == pg.locator("figure.chart:not(details:not([open]) figure)").count()
     )
+    # folded metrics load their series when opened
+    more = pg.locator("section.monitor-charts[data-monitor=fairness] details.more-charts")
+    more.locator("summary").click()
+    more.locator("figure .plot[data-ready='1']").first.wait_for()
+    assert more.locator("figure .plot[data-ready='1']").count() == more.locator("figure").count() > 0
     shot(pg, "03-charts")
     runs = sc.runs["quality"]
     target = runs[2]

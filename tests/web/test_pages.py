@@ -101,18 +101,23 @@ def test_charts_carry_every_measurement_and_its_limits(site, c) -> None:  # type
     doc = get(c, f"/subscriptions/{sc.sub.id}", range="all")
     for monitor in ("quality", "fairness", "performance", "drift"):
         stored = list(reversed(site["service"].monitors.measurements(sc.sub.id, monitor=monitor, status="finished")))
-        figures = doc.all("figure", data_monitor=monitor)
+        section = doc.one("section", "monitor-charts", data_monitor=monitor)
+        figures = section.all("figure")
         metrics = {f.attrs["data-metric"] for f in figures}
         assert metrics == set().union(*(m["values"] for m in stored)), monitor
-        for fig in figures:
-            data = json.loads(fig.one("script").text())
-            metric = data["metric"]
-            assert data["ids"] == [m["id"] for m in stored if metric in m["values"]]
-            assert data["y"] == pytest.approx([m["values"][metric] for m in stored if metric in m["values"]])
-            assert data["violated"] == [any(v["metric"] == metric for v in m["violations"]) for m in stored]
-    accuracy = json.loads(doc.one("figure", data_metric="accuracy").one("script").text())
-    assert accuracy["lower"] == [0.8] * len(accuracy["x"]) and accuracy["upper"] is None
-    assert sum(accuracy["violated"]) >= 1
+        shown = json.loads(section.one("script", "series").text())
+        folded = c.get(f"/subscriptions/{sc.sub.id}/series", params={"monitor": monitor, "range": "all"}).json()
+        assert shown["ids"] == folded["ids"] == [m["id"] for m in stored]
+        assert set(folded["metrics"]) == metrics and set(shown["metrics"]) <= metrics
+        for metric, s in folded["metrics"].items():
+            assert s["y"] == pytest.approx([m["values"].get(metric) for m in stored], rel=1e-5)
+            assert s["violated"] == [int(any(v["metric"] == metric for v in m["violations"])) for m in stored]
+            if metric in shown["metrics"]:
+                assert shown["metrics"][metric] == s
+    accuracy = json.loads(doc.one("section", "monitor-charts", data_monitor="quality").one("script", "series").text())
+    acc = accuracy["metrics"]["accuracy"]
+    assert acc["lower"] == [0.8] * len(accuracy["x"]) and acc["upper"] is None
+    assert sum(acc["violated"]) >= 1
 
 
 def test_time_range_limits_the_series(site, c) -> None:  # type: ignore[no-untyped-def]
@@ -120,7 +125,7 @@ def test_time_range_limits_the_series(site, c) -> None:  # type: ignore[no-untyp
     runs = sc.runs["quality"]
     start = (sc.start + timedelta(minutes=61)).replace(second=0)
     doc = get(c, f"/subscriptions/{sc.sub.id}", **{"from": start.strftime("%Y-%m-%dT%H:%M")})
-    data = json.loads(doc.one("figure", data_metric="accuracy").one("script").text())
+    data = json.loads(doc.one("section", "monitor-charts", data_monitor="quality").one("script", "series").text())
     expected = [m["id"] for m in runs if parse_iso(m["timestamp"]) >= start]
     assert data["ids"] == expected and 0 < len(expected) < len(runs)
     bad = c.get(f"/subscriptions/{sc.sub.id}", params={"from": "2026-02-30T10:00"})
@@ -169,8 +174,9 @@ def test_fairness_details_rates_twins_and_history(site, c) -> None:  # type: ign
         training = entry["training"]
         expected += [training["monitored"], training["reference"]]  # the training labels' rates
         assert values == pytest.approx(expected)
-        chart = json.loads(section.one("figure").one("script").text())
-        assert chart["metric"] == f"fairness_value.{feature}" and m["id"] in chart["ids"]
+        assert section.one("figure").attrs["data-metric"] == f"fairness_value.{feature}"
+        history = json.loads(doc.one("div", data_series_scope="").one("script", "series").text())
+        assert m["id"] in history["ids"] and f"fairness_value.{feature}" in history["metrics"]
         listed = m["details"]["perturbation"]["attributes"][feature]["biased"]
         if listed:
             table = section.one("table", "biased")

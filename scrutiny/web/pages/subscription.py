@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import Depends, Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from scrutiny.errors import InvalidInput
 from scrutiny.monitors import registry
@@ -52,9 +52,15 @@ def subscription_page(sub_id: str, request: Request, viewer: Viewer = Depends(re
         enabled = monitoring.enabled_monitors(conn, sub.id).get(sub.id, [])
         for name in enabled:
             points, total = monitoring.series(conn, sub.id, name, start, end)
-            charts = [monitoring.chart(sub.id, name, metric, points) for metric in monitoring.metric_names(points)]
+            metrics = monitoring.metric_names(points)
+            block = monitoring.series_block(points, metrics)
+            charts = [monitoring.chart(name, metric, block) for metric in metrics]
             main, more = split_charts(name, charts)
-            monitors.append({"name": name, "charts": main, "more": more, "points": len(points), "total": total})
+            shown = {c["metric"] for c in main}
+            block["metrics"] = {k: v for k, v in block["metrics"].items() if k in shown}  # the rest on demand
+            monitors.append(
+                {"name": name, "charts": main, "more": more, "block": block, "points": len(points), "total": total}
+            )
         runs = monitoring.runs(conn, sub.id, start, end, limit=30)
     return page(
         request,
@@ -75,12 +81,28 @@ def subscription_page(sub_id: str, request: Request, viewer: Viewer = Depends(re
 
 def split_charts(monitor: str, charts: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Metrics with limits (or the monitor's headline metrics) first; the rest folded away."""
-    limited = [c for c in charts if c["lower"] is not None or c["upper"] is not None]
+    limited = [c for c in charts if c["limited"]]
     if not limited:
         heads = monitoring.HEADLINES.get(monitor, [])
         limited = [c for c in charts if c["metric"] in heads] or charts[:4]
     chosen = {id(c) for c in limited}
     return limited, [c for c in charts if id(c) not in chosen]
+
+
+@router.get("/subscriptions/{sub_id}/series")
+def series_json(
+    sub_id: str, request: Request, monitor: str, metric: list[str] | None = None, viewer: Viewer = Depends(read_access)
+) -> JSONResponse:
+    """A monitor's series in a time range (the folded charts load theirs when opened)."""
+    service = request.app.state.service
+    sub = service.subscriptions.get(sub_id)
+    registry.get(monitor)
+    _, start, end, _ = _range(request)
+    with service.store.engine.connect() as conn:
+        points, _ = monitoring.series(conn, sub.id, monitor, start, end)
+    names = monitoring.metric_names(points)
+    wanted = [m for m in (metric or names) if m in names]
+    return JSONResponse(monitoring.series_block(points, wanted), headers={"Cache-Control": "no-store"})
 
 
 @router.get("/subscriptions/{sub_id}/monitors/{monitor}")
@@ -123,6 +145,7 @@ def _details_page(request: Request, service: Any, sub: Subscription, m: dict[str
     )
     view: dict[str, Any] = {}
     charts: list[dict[str, Any]] = []
+    block: dict[str, Any] | None = None
     if m["status"] == "finished":
         builder = {
             "fairness": views.fairness,
@@ -135,8 +158,9 @@ def _details_page(request: Request, service: Any, sub: Subscription, m: dict[str
         if name == "fairness":
             with service.store.engine.connect() as conn:
                 points, _ = monitoring.series(conn, sub.id, name, None, None)
-            for attr in view["attributes"]:
-                charts.append(monitoring.chart(sub.id, name, f"fairness_value.{attr.feature}", points))
+            wanted = [f"fairness_value.{attr.feature}" for attr in view["attributes"]]
+            block = monitoring.series_block(points, wanted)
+            charts = [monitoring.chart(name, metric, block) for metric in wanted]
     return page(
         request,
         "measurement.html",
@@ -146,6 +170,7 @@ def _details_page(request: Request, service: Any, sub: Subscription, m: dict[str
         metrics=metrics,
         view=view,
         charts=charts,
+        block=block,
         **header(service, sub),
     )
 

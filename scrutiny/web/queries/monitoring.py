@@ -185,39 +185,55 @@ def runs(
     return [light(r) for r in conn.execute(q)]
 
 
-def chart(sub_id: str, monitor: str, metric: str, points: list[dict[str, Any]]) -> dict[str, Any]:
-    """One metric over time, as the chart script draws it: values, limits in force, violations."""
-    xs, ys, ids, bad = [], [], [], []
-    lower: list[float | None] = []
-    upper: list[float | None] = []
-    for m in points:
-        if metric not in m["values"]:
-            continue
-        xs.append(m["timestamp"].timestamp())
-        ys.append(m["values"][metric])
-        ids.append(m["id"])
-        lo = hi = None
-        for lim in m["thresholds"]:
-            if lim["metric"] == metric:
-                if lim["type"] == "lower_limit":
-                    lo = lim["value"]
-                else:
-                    hi = lim["value"]
-        lower.append(lo)
-        upper.append(hi)
-        bad.append(any(v["metric"] == metric for v in m["violations"]))
+def _short(v: Any) -> float | None:
+    """Six significant digits: what a chart can show, and a third of the bytes."""
+    return None if v is None else float(f"{v:.6g}")
+
+
+def series_block(points: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any]:
+    """A monitor's measurements as the chart script reads them: one time axis and measurement
+    ids, and per metric its values, the limits in force at each run and the violations."""
+    out: dict[str, Any] = {}
+    for metric in metrics:
+        y, lower, upper, bad = [], [], [], []
+        for m in points:
+            y.append(_short(m["values"].get(metric)))
+            lo = hi = None
+            for lim in m["thresholds"]:
+                if lim["metric"] == metric:
+                    if lim["type"] == "lower_limit":
+                        lo = lim["value"]
+                    else:
+                        hi = lim["value"]
+            lower.append(lo)
+            upper.append(hi)
+            bad.append(int(any(v["metric"] == metric for v in m["violations"])))
+        out[metric] = {
+            "y": y,
+            "lower": lower if any(v is not None for v in lower) else None,
+            "upper": upper if any(v is not None for v in upper) else None,
+            "violated": bad,
+        }
+    return {
+        "x": [round(m["timestamp"].timestamp(), 3) for m in points],
+        "ids": [m["id"] for m in points],
+        "metrics": out,
+    }
+
+
+def chart(monitor: str, metric: str, block: dict[str, Any]) -> dict[str, Any]:
+    """What the page says above a chart: the last value, its state, the number of violations."""
+    s = block["metrics"][metric]
+    known = [i for i, v in enumerate(s["y"]) if v is not None]
+    last = known[-1] if known else None
     return {
         "monitor": monitor,
         "metric": metric,
-        "x": xs,
-        "y": ys,
-        "ids": ids,
-        "lower": lower if any(v is not None for v in lower) else None,
-        "upper": upper if any(v is not None for v in upper) else None,
-        "violated": bad,
-        "violations": sum(bad),
-        "last": ys[-1] if ys else None,
-        "last_violated": bad[-1] if bad else False,
+        "limited": s["lower"] is not None or s["upper"] is not None,
+        "violations": sum(s["violated"]),
+        "last": s["y"][last] if last is not None else None,
+        "last_violated": bool(s["violated"][last]) if last is not None else False,
+        "points": len(known),
     }
 
 

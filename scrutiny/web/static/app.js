@@ -19,25 +19,39 @@
     return uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined;
   }
 
+  // The series block of a chart's scope: {x, ids, metrics: {name: {y, lower, upper, violated}}}.
+  function blockOf(fig) {
+    var scope = fig.closest("[data-series-scope]");
+    if (!scope) { return null; }
+    if (!scope._series) {
+      var el = scope.querySelector(":scope > script.series");
+      if (!el) { return null; }
+      scope._series = JSON.parse(el.textContent);
+    }
+    return scope._series;
+  }
+
   // One metric over time: the values, the limits in force at each run (shaded beyond the limit),
   // violations as red points; a click opens the measurement under the cursor.
-  function drawChart(fig) {
+  function drawChart(fig, block) {
     var holder = fig.querySelector(".plot");
-    var spec = JSON.parse(fig.querySelector(".chart-data").textContent);
-    if (!spec.x.length) { holder.textContent = "No values in this range."; return; }
-    var data = [spec.x, spec.y];
-    var series = [{}, { label: spec.metric, stroke: BLUE, width: 1.5, points: { show: true, size: 5, fill: BLUE } }];
-    if (spec.lower) {
-      data.push(spec.lower);
+    var s = block && block.metrics[fig.dataset.metric];
+    if (!s) { holder.textContent = "No values in this range."; return; }
+    var x = block.x, ids = block.ids;
+    var data = [x, s.y];
+    var series = [{}, { label: fig.dataset.metric, stroke: BLUE, width: 1.5, spanGaps: true,
+      points: { show: true, size: 5, fill: BLUE } }];
+    if (s.lower) {
+      data.push(s.lower);
       series.push({ label: "lower limit", stroke: RED, dash: [5, 4], width: 1, fill: BAND, points: { show: false },
         paths: stepped(), fillTo: function (u) { return u.scales.y.min; } });
     }
-    if (spec.upper) {
-      data.push(spec.upper);
+    if (s.upper) {
+      data.push(s.upper);
       series.push({ label: "upper limit", stroke: RED, dash: [5, 4], width: 1, fill: BAND, points: { show: false },
         paths: stepped(), fillTo: function (u) { return u.scales.y.max; } });
     }
-    data.push(spec.y.map(function (v, i) { return spec.violated[i] ? v : null; }));
+    data.push(s.y.map(function (v, i) { return s.violated[i] ? v : null; }));
     series.push({ label: "violation", stroke: RED, paths: function () { return null; },
       points: { show: true, size: 9, fill: RED, stroke: RED } });
     var width = Math.max(280, holder.clientWidth || fig.clientWidth - 20);
@@ -56,9 +70,9 @@
       if (down && Math.abs(e.clientX - down[0]) + Math.abs(e.clientY - down[1]) > 4) { return; } // a zoom drag
       var i = u.cursor.idx;
       if (i == null) { i = u.posToIdx(e.offsetX); }
-      if (i != null && spec.ids[i]) { window.location.href = holder.dataset.href + encodeURIComponent(spec.ids[i]); }
+      if (i != null && ids[i]) { window.location.href = holder.dataset.href + encodeURIComponent(ids[i]); }
     });
-    u.over.addEventListener("dblclick", function () { u.setScale("x", { min: spec.x[0], max: spec.x[spec.x.length - 1] }); });
+    u.over.addEventListener("dblclick", function () { u.setScale("x", { min: x[0], max: x[x.length - 1] }); });
     fig._uplot = u;
     holder.dataset.ready = "1";
   }
@@ -67,20 +81,34 @@
     if (typeof uPlot === "undefined") { return; }
     function draw(fig) {
       if (fig._uplot) { return; }
-      try { drawChart(fig); } catch (err) { fig.querySelector(".plot").textContent = "Chart failed: " + err; }
+      try { drawChart(fig, blockOf(fig)); } catch (err) { fig.querySelector(".plot").textContent = "Chart failed: " + err; }
     }
     document.querySelectorAll("figure.chart").forEach(function (fig) {
       if (!fig.closest("details:not([open])")) { draw(fig); }
     });
     document.querySelectorAll("details").forEach(function (d) {
-      d.addEventListener("toggle", function () { if (d.open) { d.querySelectorAll("figure.chart").forEach(draw); } });
+      d.addEventListener("toggle", function () {
+        if (!d.open) { return; }
+        var url = d.getAttribute("data-series-url");
+        if (url && !d._series) {
+          d.removeAttribute("data-series-url");
+          fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+            .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
+            .then(function (block) { d._series = block; d.querySelectorAll("figure.chart").forEach(draw); })
+            .catch(function (err) {
+              d.querySelectorAll("figure.chart .plot").forEach(function (p) { p.textContent = "Could not load: " + err; });
+            });
+          return;
+        }
+        d.querySelectorAll("figure.chart").forEach(draw);
+      });
     });
     var pending = null;
     window.addEventListener("resize", function () {
       clearTimeout(pending);
       pending = setTimeout(function () {
         document.querySelectorAll("figure.chart").forEach(function (fig) {
-          var u = fig._uplot, holder = fig.querySelector(".plot");
+          var u = fig._uplot;
           if (u) { u.setSize({ width: Math.max(280, fig.clientWidth - 20), height: 200 }); }
         });
       }, 150);
