@@ -10,7 +10,9 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from scrutiny.web.sessions import SessionStore
+from scrutiny.web.sessions import LINK_SECONDS, SessionStore
+
+LINK_MINUTES = LINK_SECONDS // 60
 
 
 def install(app: Any) -> None:
