@@ -8,7 +8,9 @@ from functools import cache
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -81,6 +83,15 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+_SCRIPT_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "'": "\\u0027"})
+
+
+def script_json(value: Any) -> Markup:
+    """JSON for a ``<script type="application/json">`` block (orjson; ``<``, ``>``, ``&`` and
+    quotes escaped so no value can close the element)."""
+    return Markup(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode().translate(_SCRIPT_SAFE))
+
+
 def query(params: dict[str, Any] | list[tuple[str, Any]], **changes: Any) -> str:
     """A query string from ``params`` with ``changes`` applied (None removes a key)."""
     items = list(params.items()) if isinstance(params, dict) else list(params)
@@ -105,7 +116,7 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=num, pct=pct, when=when, cell=cell)
+    env.filters.update(num=num, pct=pct, when=when, cell=cell, script_json=script_json)
     env.globals.update(query=query)
     return env
 

@@ -52,12 +52,8 @@ def subscription_page(sub_id: str, request: Request, viewer: Viewer = Depends(re
         enabled = monitoring.enabled_monitors(conn, sub.id).get(sub.id, [])
         for name in enabled:
             points, total = monitoring.series(conn, sub.id, name, start, end)
-            metrics = monitoring.metric_names(points)
-            block = monitoring.series_block(points, metrics)
-            charts = [monitoring.chart(name, metric, block) for metric in metrics]
-            main, more = split_charts(name, charts)
-            shown = {c["metric"] for c in main}
-            block["metrics"] = {k: v for k, v in block["metrics"].items() if k in shown}  # the rest on demand
+            main, more = split_charts(name, monitoring.charts(name, points))
+            block = monitoring.series_block(points, [c["metric"] for c in main])  # the rest on demand
             monitors.append(
                 {"name": name, "charts": main, "more": more, "block": block, "points": len(points), "total": total}
             )
@@ -160,7 +156,7 @@ def _details_page(request: Request, service: Any, sub: Subscription, m: dict[str
                 points, _ = monitoring.series(conn, sub.id, name, None, None)
             wanted = [f"fairness_value.{attr.feature}" for attr in view["attributes"]]
             block = monitoring.series_block(points, wanted)
-            charts = [monitoring.chart(name, metric, block) for metric in wanted]
+            charts = [c for c in monitoring.charts(name, points) if c["metric"] in wanted]
     return page(
         request,
         "measurement.html",

@@ -7,10 +7,12 @@ same index, ``details`` left out: it can be large), alerts are counted on ``ix_a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from scrutiny.monitors import registry
@@ -18,7 +20,7 @@ from scrutiny.monitors.base import Status
 from scrutiny.monitors.reader import iso
 from scrutiny.monitors.tables import alerts, measurements, monitor_configs
 
-MAX_POINTS = 2_000  # measurements per monitor on one chart page
+MAX_POINTS = 1_000  # measurements per monitor on one chart page (more than a chart has pixels)
 
 # Shown first on a tile when a monitor has no limits of its own.
 HEADLINES = {
@@ -27,14 +29,16 @@ HEADLINES = {
     "drift": ["drift_magnitude", "data_drift_magnitude", "drifted_features"],
 }
 
+# JSON columns come back as text and are decoded with orjson (several times faster than the
+# driver's json module on the thousands of measurements a chart page reads).
 _LIGHT = [
     measurements.c.id,
     measurements.c.monitor,
     measurements.c.timestamp,
     measurements.c.status,
-    measurements.c["values"],
-    measurements.c.thresholds,
-    measurements.c.violations,
+    sa.cast(measurements.c["values"], sa.Text).label("values"),
+    sa.cast(measurements.c.thresholds, sa.Text).label("thresholds"),
+    sa.cast(measurements.c.violations, sa.Text).label("violations"),
     measurements.c.records,
     measurements.c.message,
 ]
@@ -80,6 +84,15 @@ class MonitorState:
         return "violated" if self.last["violations"] else "ok"
 
 
+def _json(text: str | None, empty: Any) -> Any:
+    if text is None:
+        return empty
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN or Infinity written by another JSON writer
+        return json.loads(text)
+
+
 def light(r: Any) -> dict[str, Any]:
     m = r._mapping
     return {
@@ -87,9 +100,9 @@ def light(r: Any) -> dict[str, Any]:
         "monitor": m["monitor"],
         "timestamp": m["timestamp"],
         "status": m["status"],
-        "values": m["values"] or {},
-        "thresholds": m["thresholds"] or [],
-        "violations": m["violations"] or [],
+        "values": _json(m["values"], {}) or {},
+        "thresholds": _json(m["thresholds"], []) or [],
+        "violations": _json(m["violations"], []) or [],
         "records": int(m["records"]),
         "message": m["message"],
     }
@@ -185,35 +198,43 @@ def runs(
     return [light(r) for r in conn.execute(q)]
 
 
-def _short(v: Any) -> float | None:
-    """Six significant digits: what a chart can show, and a third of the bytes."""
-    return None if v is None else float(f"{v:.6g}")
+def _short(v: float) -> float:
+    """Six decimals (significant digits for small numbers): what a chart can show, fewer bytes."""
+    return round(v, 6) if abs(v) >= 1e-3 else float(f"{v:.6g}")
 
 
 def series_block(points: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any]:
     """A monitor's measurements as the chart script reads them: one time axis and measurement
-    ids, and per metric its values, the limits in force at each run and the violations."""
-    out: dict[str, Any] = {}
-    for metric in metrics:
-        y, lower, upper, bad = [], [], [], []
-        for m in points:
-            y.append(_short(m["values"].get(metric)))
-            lo = hi = None
-            for lim in m["thresholds"]:
-                if lim["metric"] == metric:
-                    if lim["type"] == "lower_limit":
-                        lo = lim["value"]
-                    else:
-                        hi = lim["value"]
-            lower.append(lo)
-            upper.append(hi)
-            bad.append(int(any(v["metric"] == metric for v in m["violations"])))
-        out[metric] = {
-            "y": y,
-            "lower": lower if any(v is not None for v in lower) else None,
-            "upper": upper if any(v is not None for v in upper) else None,
-            "violated": bad,
+    ids, and per metric its values, the limits in force at each run and the violations. One
+    pass over the measurements, whatever the number of metrics."""
+    n = len(points)
+    slot = {m: j for j, m in enumerate(metrics)}
+    ys: list[list[float | None]] = [[None] * n for _ in metrics]
+    lows: list[list[float | None]] = [[None] * n for _ in metrics]
+    highs: list[list[float | None]] = [[None] * n for _ in metrics]
+    bad = [[0] * n for _ in metrics]
+    for i, m in enumerate(points):
+        for k, v in m["values"].items():
+            j = slot.get(k)
+            if j is not None and v is not None:
+                ys[j][i] = _short(v)
+        for lim in m["thresholds"]:
+            j = slot.get(lim["metric"])
+            if j is not None:
+                (lows if lim["type"] == "lower_limit" else highs)[j][i] = lim["value"]
+        for v in m["violations"]:
+            j = slot.get(v["metric"])
+            if j is not None:
+                bad[j][i] = 1
+    out = {
+        metric: {
+            "y": ys[j],
+            "lower": lows[j] if any(x is not None for x in lows[j]) else None,
+            "upper": highs[j] if any(x is not None for x in highs[j]) else None,
+            "violated": bad[j],
         }
+        for metric, j in slot.items()
+    }
     return {
         "x": [round(m["timestamp"].timestamp(), 3) for m in points],
         "ids": [m["id"] for m in points],
@@ -221,20 +242,36 @@ def series_block(points: list[dict[str, Any]], metrics: list[str]) -> dict[str, 
     }
 
 
-def chart(monitor: str, metric: str, block: dict[str, Any]) -> dict[str, Any]:
-    """What the page says above a chart: the last value, its state, the number of violations."""
-    s = block["metrics"][metric]
-    known = [i for i, v in enumerate(s["y"]) if v is not None]
-    last = known[-1] if known else None
-    return {
-        "monitor": monitor,
-        "metric": metric,
-        "limited": s["lower"] is not None or s["upper"] is not None,
-        "violations": sum(s["violated"]),
-        "last": s["y"][last] if last is not None else None,
-        "last_violated": bool(s["violated"][last]) if last is not None else False,
-        "points": len(known),
-    }
+def charts(monitor: str, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the page says above each metric's chart (every metric the runs report, limited
+    ones first): the last value, its state, the number of violations. One pass."""
+    last: dict[str, Any] = {}
+    last_bad: dict[str, bool] = {}
+    violations: dict[str, int] = {}
+    limited: dict[str, bool] = {}
+    for m in points:
+        bad = {v["metric"] for v in m["violations"]}
+        for v in bad:
+            violations[v] = violations.get(v, 0) + 1
+        for lim in m["thresholds"]:
+            limited[lim["metric"]] = True
+        for k, v in m["values"].items():
+            if v is not None:
+                last[k] = v
+                last_bad[k] = k in bad
+            else:
+                last.setdefault(k, None)
+    return [
+        {
+            "monitor": monitor,
+            "metric": k,
+            "limited": limited.get(k, False),
+            "violations": violations.get(k, 0),
+            "last": last[k],
+            "last_violated": last_bad.get(k, False),
+        }
+        for k in sorted(last, key=lambda k: not limited.get(k, False))
+    ]
 
 
 def metric_names(points: list[dict[str, Any]]) -> list[str]:

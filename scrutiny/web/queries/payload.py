@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import math
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -86,10 +88,11 @@ class Condition:
 
 @dataclass(frozen=True)
 class Cursor:
-    """A row's position; a page continues strictly after (older than) or before (newer than) it."""
+    """A row's position; a page continues strictly after (older than) or before (newer than) it.
+    Without a ``scoring_id`` it stands for a whole instant: every row of that timestamp is past."""
 
     timestamp: datetime
-    scoring_id: str
+    scoring_id: str | None
 
     def encode(self) -> str:
         raw = orjson.dumps([self.timestamp.astimezone(UTC).isoformat(), self.scoring_id])
@@ -101,7 +104,7 @@ class Cursor:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             ts, sid = orjson.loads(raw)
             t = datetime.fromisoformat(ts)
-            return cls(t if t.tzinfo else t.replace(tzinfo=UTC), str(sid))
+            return cls(t if t.tzinfo else t.replace(tzinfo=UTC), None if sid is None else str(sid))
         except Exception:
             raise InvalidInput("not a page cursor of this table", field=field) from None
 
@@ -236,7 +239,10 @@ def window(
     if range_key and range_key not in RANGES:
         raise InvalidInput(f"range is one of {', '.join(RANGES)}", field="range")
     span = RANGES.get(range_key or "all")
-    return (now - span if span is not None else None), None
+    if span is None:
+        return None, None
+    # from a whole minute: pages of one view share a window (and its cached count)
+    return (now - span).replace(second=0, microsecond=0), None
 
 
 def _window_conds(t: sa.Table | Any, start: datetime | None, end: datetime | None) -> list[Any]:
@@ -251,22 +257,25 @@ def _window_conds(t: sa.Table | Any, start: datetime | None, end: datetime | Non
 
 def _older_than(t: Any, c: Cursor) -> Any:
     ts, sid = t.c[SCORING_TIMESTAMP], t.c[SCORING_ID]
+    if c.scoring_id is None:
+        return ts < c.timestamp
     return sa.and_(ts <= c.timestamp, sa.or_(ts < c.timestamp, sid < c.scoring_id))
 
 
 def _newer_than(t: Any, c: Cursor) -> Any:
     ts, sid = t.c[SCORING_TIMESTAMP], t.c[SCORING_ID]
+    if c.scoring_id is None:
+        return ts > c.timestamp
     return sa.and_(ts >= c.timestamp, sa.or_(ts > c.timestamp, sid > c.scoring_id))
 
 
-def _at_or_newer(t: Any, c: Cursor) -> Any:
-    ts, sid = t.c[SCORING_TIMESTAMP], t.c[SCORING_ID]
-    return sa.and_(ts >= c.timestamp, sa.or_(ts > c.timestamp, sid >= c.scoring_id))
-
-
-def _at_or_older(t: Any, c: Cursor) -> Any:
-    ts, sid = t.c[SCORING_TIMESTAMP], t.c[SCORING_ID]
-    return sa.and_(ts <= c.timestamp, sa.or_(ts < c.timestamp, sid <= c.scoring_id))
+def _roughly(t: Any, c: Cursor, backwards: bool) -> Any:
+    """The cursor's condition on the timestamp alone (the index answers it without the table):
+    a few already-shown rows of the cursor's instant may pass, never a row beyond it."""
+    ts = t.c[SCORING_TIMESTAMP]
+    if c.scoring_id is None:
+        return ts > c.timestamp if backwards else ts < c.timestamp
+    return ts >= c.timestamp if backwards else ts <= c.timestamp
 
 
 def _key(row: dict[str, Any]) -> Cursor:
@@ -277,6 +286,27 @@ def count_window(conn: sa.Connection, t: sa.Table, start: datetime | None, end: 
     """Rows in the window, counted on the timestamp index."""
     q = sa.select(sa.func.count()).select_from(t).where(*_window_conds(t, start, end))
     return int(conn.execute(q).scalar_one())
+
+
+COUNT_SECONDS = 5.0
+_counts: dict[tuple[str, str, datetime | None, datetime | None], tuple[float, int]] = {}
+_counts_lock = threading.Lock()
+
+
+def cached_count(conn: sa.Connection, t: sa.Table, start: datetime | None, end: datetime | None) -> int:
+    """``count_window``, reused for ``COUNT_SECONDS``: paging through a window counts it once."""
+    key = (conn.engine.url.render_as_string(hide_password=True), t.name, start, end)
+    now = time.monotonic()
+    with _counts_lock:
+        hit = _counts.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    n = count_window(conn, t, start, end)
+    with _counts_lock:
+        if len(_counts) > 1000:
+            _counts.clear()
+        _counts[key] = (now + COUNT_SECONDS, n)
+    return n
 
 
 def display_order(sub: Subscription, names: list[str]) -> list[str]:
@@ -309,12 +339,15 @@ def read_page(conn: sa.Connection, sub: Subscription, pq: PayloadQuery) -> Paylo
     scanned_to: Cursor | None = None
     bound: list[Any] = []
     if filters:
-        # the edge of this page's scan: the SCAN_ROWS-th row from the cursor (index walk)
-        edge_q = sa.select(ts, sid).where(*base, *position).order_by(*order).offset(SCAN_ROWS - 1).limit(1)
-        edge = conn.execute(edge_q).first()
+        # the edge of this page's scan: the timestamp SCAN_ROWS rows from the cursor, read from
+        # the timestamp index alone; the scan covers every row of that instant, the next starts past it
+        cursor = pq.after if backwards else pq.before
+        rough = [_roughly(t, cursor, backwards)] if cursor is not None else []
+        edge_q = sa.select(ts).where(*base, *rough).order_by(order[0]).offset(SCAN_ROWS - 1).limit(1)
+        edge = conn.execute(edge_q).scalar()
         if edge is not None:
-            scanned_to = Cursor(edge[0], edge[1])
-            bound = [_at_or_newer(t, scanned_to) if not backwards else _at_or_older(t, scanned_to)]
+            scanned_to = Cursor(edge, None)
+            bound = [ts <= edge] if backwards else [ts >= edge]
     q = sa.select(t).where(*base, *position, *bound, *filters).order_by(*order).limit(pq.limit + 1)
     rows = [dict(r._mapping) for r in conn.execute(q)]
     more = len(rows) > pq.limit
@@ -338,7 +371,7 @@ def read_page(conn: sa.Connection, sub: Subscription, pq: PayloadQuery) -> Paylo
     return PayloadPage(
         names,
         rows,
-        count_window(conn, t, pq.start, pq.end),
+        cached_count(conn, t, pq.start, pq.end),
         newer,
         older,
         scanned_to=scanned_to,
