@@ -51,9 +51,15 @@ def subscription_page(sub_id: str, request: Request, viewer: Viewer = Depends(re
     with service.store.engine.connect() as conn:
         enabled = monitoring.enabled_monitors(conn, sub.id).get(sub.id, [])
         for name in enabled:
-            points, total = monitoring.series(conn, sub.id, name, start, end)
-            main, more = split_charts(name, monitoring.charts(name, points))
-            block = monitoring.series_block(points, [c["metric"] for c in main])  # the rest on demand
+            newest = monitoring.newest_in_range(conn, sub.id, name, start, end)
+            summary = monitoring.charts(name, newest, [])
+            main, more = split_charts(name, summary)
+            shown = [c["metric"] for c in main]
+            points, total = monitoring.series(conn, sub.id, name, start, end, shown)  # the rest on demand
+            counts = {c["metric"]: c for c in monitoring.charts(name, newest, points)}
+            main = [counts[c["metric"]] for c in main]
+            more = [counts[c["metric"]] for c in more]
+            block = monitoring.series_block(points, shown)
             monitors.append(
                 {"name": name, "charts": main, "more": more, "block": block, "points": len(points), "total": total}
             )
@@ -95,9 +101,10 @@ def series_json(
     registry.get(monitor)
     _, start, end, _ = _range(request)
     with service.store.engine.connect() as conn:
-        points, _ = monitoring.series(conn, sub.id, monitor, start, end)
-    names = monitoring.metric_names(points)
-    wanted = [m for m in (metric or names) if m in names]
+        newest = monitoring.newest_in_range(conn, sub.id, monitor, start, end)
+        names = list(newest["values"]) if newest else []
+        wanted = [m for m in (metric or names) if m in names]
+        points, _ = monitoring.series(conn, sub.id, monitor, start, end, wanted)
     return JSONResponse(monitoring.series_block(points, wanted), headers={"Cache-Control": "no-store"})
 
 
@@ -152,11 +159,12 @@ def _details_page(request: Request, service: Any, sub: Subscription, m: dict[str
         if builder is not None:
             view = builder(m)
         if name == "fairness":
-            with service.store.engine.connect() as conn:
-                points, _ = monitoring.series(conn, sub.id, name, None, None)
             wanted = [f"fairness_value.{attr.feature}" for attr in view["attributes"]]
+            with service.store.engine.connect() as conn:
+                points, _ = monitoring.series(conn, sub.id, name, None, None, wanted)
+                newest = monitoring.newest_in_range(conn, sub.id, name, None, None)
             block = monitoring.series_block(points, wanted)
-            charts = [c for c in monitoring.charts(name, points) if c["metric"] in wanted]
+            charts = [c for c in monitoring.charts(name, newest, points) if c["metric"] in wanted]
     return page(
         request,
         "measurement.html",

@@ -164,24 +164,60 @@ def open_alert_counts(conn: sa.Connection) -> dict[str, int]:
 
 
 def series(
-    conn: sa.Connection, sub_id: str, monitor: str, start: datetime | None, end: datetime | None
+    conn: sa.Connection,
+    sub_id: str,
+    monitor: str,
+    start: datetime | None,
+    end: datetime | None,
+    metrics: list[str],
 ) -> tuple[list[dict[str, Any]], int]:
     """Finished measurements of ``monitor`` in the range, oldest first (the newest ``MAX_POINTS``),
-    and how many the range holds."""
+    with only ``metrics`` of their values (the database extracts them from the JSON), and how
+    many the range holds."""
+    c = measurements.c
+    conds = _range_conds(sub_id, monitor, start, end)
+    cols = [c.id, c.timestamp, _LIGHT[5], _LIGHT[6]]
+    cols += [c["values"][m].as_float().label(f"v{j}") for j, m in enumerate(metrics)]
+    rows = conn.execute(
+        sa.select(*cols).where(*conds).order_by(c.timestamp.desc(), c.id.desc()).limit(MAX_POINTS + 1)
+    ).all()
+    total = len(rows)
+    if total > MAX_POINTS:
+        total = int(conn.execute(sa.select(sa.func.count()).select_from(measurements).where(*conds)).scalar_one())
+        rows = rows[:MAX_POINTS]
+    out = []
+    for r in reversed(rows):
+        values = {m: r[4 + j] for j, m in enumerate(metrics)}
+        out.append(
+            {
+                "id": r[0],
+                "timestamp": r[1],
+                "values": values,
+                "thresholds": _json(r[2], []) or [],
+                "violations": _json(r[3], []) or [],
+            }
+        )
+    return out, total
+
+
+def _range_conds(sub_id: str, monitor: str, start: datetime | None, end: datetime | None) -> list[Any]:
     c = measurements.c
     conds = [c.subscription_id == sub_id, c.monitor == monitor, c.status == Status.FINISHED.value]
     if start is not None:
         conds.append(c.timestamp >= start)
     if end is not None:
         conds.append(c.timestamp < end)
-    rows = conn.execute(
-        sa.select(*_LIGHT).where(*conds).order_by(c.timestamp.desc(), c.id.desc()).limit(MAX_POINTS + 1)
-    ).all()
-    total = len(rows)
-    if total > MAX_POINTS:
-        total = int(conn.execute(sa.select(sa.func.count()).select_from(measurements).where(*conds)).scalar_one())
-        rows = rows[:MAX_POINTS]
-    return [light(r) for r in reversed(rows)], total
+    return conds
+
+
+def newest_in_range(
+    conn: sa.Connection, sub_id: str, monitor: str, start: datetime | None, end: datetime | None
+) -> dict[str, Any] | None:
+    """The newest finished measurement in the range, with all its values (what the charts list)."""
+    c = measurements.c
+    q = sa.select(*_LIGHT).where(*_range_conds(sub_id, monitor, start, end))
+    r = conn.execute(q.order_by(c.timestamp.desc(), c.id.desc()).limit(1)).first()
+    return light(r) if r else None
 
 
 def runs(
@@ -242,46 +278,31 @@ def series_block(points: list[dict[str, Any]], metrics: list[str]) -> dict[str, 
     }
 
 
-def charts(monitor: str, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What the page says above each metric's chart (every metric the runs report, limited
-    ones first): the last value, its state, the number of violations. One pass."""
-    last: dict[str, Any] = {}
-    last_bad: dict[str, bool] = {}
+def charts(monitor: str, newest: dict[str, Any] | None, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the page says above each metric's chart (every metric of the newest run, limited ones
+    first): its last value and state, and its violations over ``points``. One pass."""
+    if newest is None:
+        return []
     violations: dict[str, int] = {}
-    limited: dict[str, bool] = {}
+    limited = {lim["metric"] for lim in newest["thresholds"]}
     for m in points:
-        bad = {v["metric"] for v in m["violations"]}
-        for v in bad:
+        for v in {v["metric"] for v in m["violations"]}:
             violations[v] = violations.get(v, 0) + 1
         for lim in m["thresholds"]:
-            limited[lim["metric"]] = True
-        for k, v in m["values"].items():
-            if v is not None:
-                last[k] = v
-                last_bad[k] = k in bad
-            else:
-                last.setdefault(k, None)
+            limited.add(lim["metric"])
+    bad = {v["metric"] for v in newest["violations"]}
+    names = sorted(newest["values"], key=lambda k: k not in limited)
     return [
         {
             "monitor": monitor,
             "metric": k,
-            "limited": limited.get(k, False),
+            "limited": k in limited,
             "violations": violations.get(k, 0),
-            "last": last[k],
-            "last_violated": last_bad.get(k, False),
+            "last": newest["values"][k],
+            "last_violated": k in bad,
         }
-        for k in sorted(last, key=lambda k: not limited.get(k, False))
+        for k in names
     ]
-
-
-def metric_names(points: list[dict[str, Any]]) -> list[str]:
-    """Every metric the measurements report, limited ones first, in first-seen order."""
-    seen: dict[str, bool] = {}
-    for m in points:
-        limited = {lim["metric"] for lim in m["thresholds"]}
-        for k in m["values"]:
-            seen[k] = seen.get(k, False) or k in limited
-    return sorted(seen, key=lambda k: not seen[k])
 
 
 def alert_rows(
