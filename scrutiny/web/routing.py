@@ -55,7 +55,10 @@ class WebRoute(APIRoute):
                 if isinstance(exc, OperationalError | InterfaceError):
                     log.error("store unavailable on %s: %s", request.url.path, exc.__class__.__name__)
                     return error_page(request, 503, "Store unavailable", "The data mart cannot be reached right now.")
-                raise
+                log.exception("unexpected error on %s %s", request.method, request.url.path)
+                return error_page(
+                    request, 500, "Unexpected error", f"{exc.__class__.__name__}: the server log has the details."
+                )
 
         return route
 
