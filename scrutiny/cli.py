@@ -28,9 +28,13 @@ Port = Annotated[int | None, typer.Option("--port", help="port (default 8080)")]
 
 
 def settings_from(
-    data_dir: Path | None = None, database_url: str | None = None, host: str | None = None, port: int | None = None
+    data_dir: Path | None = None,
+    database_url: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    **more: object,
 ) -> Settings:
-    return Settings.from_env(data_dir=data_dir, database_url=database_url, host=host, port=port)
+    return Settings.from_env(data_dir=data_dir, database_url=database_url, host=host, port=port, **more)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -39,15 +43,32 @@ def version() -> None:
     console.print(__version__)
 
 
+Scheduler = Annotated[
+    bool | None,
+    typer.Option(
+        "--scheduler/--no-scheduler",
+        help="run monitors on their schedules, deliver alerts [env SCRUTINY_SCHEDULER; default on]",
+    ),
+]
+
+
 @app.command()
-def serve(host: Host = None, port: Port = None, data_dir: DataDir = None, database_url: DbUrl = None) -> None:
+def serve(
+    host: Host = None,
+    port: Port = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    scheduler: Scheduler = None,
+) -> None:
     """Run the API (and everything registered with it) on the configured store."""
     import uvicorn
 
     from scrutiny.api.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = settings_from(data_dir, database_url, host, port)
+    settings = settings_from(
+        data_dir, database_url, host, port, scheduler=scheduler, defaults={"SCRUTINY_SCHEDULER": "1"}
+    )
     app_ = create_app(settings)
     created = app_.state.service.keys.ensure_admin_key()
     from scrutiny._runtime import tune_gc

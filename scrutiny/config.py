@@ -30,11 +30,17 @@ class Settings:
     engine_connect_timeout: float = 5.0
     engine_read_timeout: float = 60.0
     engine_retries: int = 3
+    scheduler: bool = False  # run monitors on their schedules and deliver alerts (``scrutiny serve`` turns it on)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: object) -> Settings:
-        """Settings from ``SCRUTINY_*`` variables; keyword overrides that are not None win."""
+    def from_env(
+        cls, env: dict[str, str] | None = None, *, defaults: dict[str, str] | None = None, **overrides: object
+    ) -> Settings:
+        """Settings from ``SCRUTINY_*`` variables; keyword overrides that are not None win;
+        ``defaults`` are variables assumed when the environment does not set them."""
         e = os.environ if env is None else env
+        if defaults:
+            e = {**defaults, **e}
         values: dict[str, object] = {}
         if e.get("SCRUTINY_DATA_DIR"):
             values["data_dir"] = Path(e["SCRUTINY_DATA_DIR"]).expanduser()
@@ -56,6 +62,8 @@ class Settings:
         ]:
             if e.get(key):
                 values[name] = conv(e[key])
+        if e.get("SCRUTINY_SCHEDULER"):
+            values["scheduler"] = _flag(e["SCRUTINY_SCHEDULER"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         if isinstance(values.get("data_dir"), str):
             values["data_dir"] = Path(str(values["data_dir"])).expanduser()
@@ -92,6 +100,10 @@ class Settings:
         except OSError:
             pass
         return self.data_dir
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def write_private_file(path: Path, text: str) -> None:

@@ -29,6 +29,7 @@ class RowCheckConfig(MonitorConfig):
     max_rows: int | None = None
     scale: float = Field(1.0, description="part of the plan: changing it rebuilds partials")
     fail: bool = False
+    fail_build: bool = False
 
 
 @dataclass
@@ -56,12 +57,14 @@ class RowCheck(Monitor):
     metrics = {"rows": Metric(Direction.EITHER), "amount": Metric(Direction.EITHER), "idhash": Metric(Direction.EITHER)}
 
     def plan(self, sub: Any, config: Any) -> dict[str, Any]:
-        return {"scale": config.scale}
+        return {"scale": config.scale, "fail_build": config.fail_build}
 
     def columns(self, plan: Any) -> list[str]:
         return ["LoanAmount"]
 
     def build(self, plan: Any, batch: Any) -> RowCheckPartial:
+        if plan["fail_build"]:
+            raise ValueError("planned aggregation failure")
         return RowCheckPartial(
             len(batch), float(np.nansum(batch.columns["LoanAmount"])) * plan["scale"], id_hash(batch.ids)
         )
@@ -284,3 +287,31 @@ def test_configuration_errors_name_the_field(service, engine_server, rowcheck) -
     with pytest.raises(NotFound, match="unknown monitor 'nope'"):
         service.monitors.configure(sub.id, "nope", {})
     assert credit.LABEL  # the fixture data is the real German credit set
+
+
+def test_deleting_a_subscription_removes_its_monitor_state(service, engine_server, rowcheck, german) -> None:
+    from scrutiny.monitors.tables import alerts, measurements, monitor_configs
+
+    sub = subscribe_credit(service, engine_server.url)
+    service.monitors.configure(
+        sub.id, "rowcheck", {"thresholds": [{"metric": "rows", "type": "upper_limit", "value": 1}]}
+    )
+    log_rows(service, sub, german.iloc[:20], spread(20, T0, timedelta(hours=1)), "d")
+    assert service.monitors.run(sub.id, "rowcheck", now=T0 + timedelta(hours=2))["violations"]
+    service.subscriptions.delete(sub.id)
+    with service.store.engine.connect() as conn:
+        for table in (monitor_configs, monitor_partials, measurements, alerts):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0, table.name
+
+
+def test_a_failing_aggregation_never_blocks_ingest(service, engine_server, rowcheck, german) -> None:
+    sub = subscribe_credit(service, engine_server.url)
+    service.monitors.configure(sub.id, "rowcheck", {"fail_build": True})  # no rows yet: nothing to aggregate
+    frame = log_rows(service, sub, german.iloc[:40], spread(40, T0, timedelta(hours=1)), "f1")
+    assert service.payloads.read(sub.id, limit=1)[0] == 40  # the rows are stored all the same
+    assert service.monitors.get(sub.id, "rowcheck")["partials_ready"] is False
+    m = service.monitors.run(sub.id, "rowcheck", now=T0 + timedelta(hours=2))
+    assert m["status"] == "error" and "planned aggregation failure" in m["message"]
+    service.monitors.configure(sub.id, "rowcheck", {})  # fixed: rebuilt from every stored row
+    m = service.monitors.run(sub.id, "rowcheck", now=T0 + timedelta(hours=2))
+    assert (m["values"]["rows"], int(m["values"]["idhash"])) == (40, id_hash(frame.id))

@@ -142,10 +142,22 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     app.state.shutdown = []
     install_error_handlers(app)
 
-    from scrutiny.api.routes import admin, bindings, drift, explanations, feedback, payloads, subscriptions
+    from scrutiny.api.routes import (
+        admin,
+        alerts,
+        bindings,
+        drift,
+        explanations,
+        feedback,
+        metrics,
+        monitors,
+        payloads,
+        subscriptions,
+    )
 
-    for module in (admin, bindings, subscriptions, payloads, feedback, drift, explanations):
+    for module in (admin, bindings, subscriptions, payloads, feedback, monitors, drift, explanations, alerts, metrics):
         app.include_router(module.router)
+    monitors.install(app)
     from scrutiny.web import install as install_dashboard
 
     install_dashboard(app)

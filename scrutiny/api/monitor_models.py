@@ -44,7 +44,7 @@ class MonitorConfigOut(BaseModel):
     monitor: str
     enabled: bool
     table: str = Field(description="payload or feedback: the records it evaluates")
-    config: dict[str, Any]
+    config: dict[str, Any] | None = Field(description="null: never configured (the monitor needs settings)")
     thresholds: list[ThresholdOut]
     schedule: ScheduleOut
     next_run_at: str | None = None

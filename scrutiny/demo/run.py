@@ -128,7 +128,10 @@ def run_demo(
 ) -> DemoContext:
     from scrutiny.api.app import create_app
     from scrutiny.demo.engine import create_engine_app
+    from scrutiny.demo.monitoring import install as install_monitoring
     from scrutiny.sdk import Client
+
+    install_monitoring()
 
     settings.ensure_data_dir()
     host = settings.host

@@ -175,11 +175,14 @@ def query(
     status: str | None = None,
     subscription_id: str | None = None,
     monitor: str | None = None,
+    alert_id: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
     c = alerts.c
     q = sa.select(alerts)
+    if alert_id:
+        q = q.where(c.id == alert_id)
     if status:
         q = q.where(c.status == status)
     if subscription_id:

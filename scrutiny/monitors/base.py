@@ -84,8 +84,9 @@ and implements these methods (all but ``evaluate`` are optional; defaults are no
     ``run.batches(columns)`` (the window's rows, streamed in chunks; ``newest_first`` with
     ``limit`` for the most recent ones; ``table`` to read the other record table up to the
     window's end) or ``run.score(request)`` (internal scoring through the engine, never logged
-    as payload); ``run.training_frame()`` gives the training rows, and ``run.service`` what
-    else a monitor keeps (a model learned from the training data, in its own table). Return
+    as payload); ``run.training_frame(columns)`` gives the training rows (only those columns when
+    given), and ``run.service`` what else a monitor keeps (a model learned from the training
+    data, in its own table). Return
     ``Result(values={metric: number | None}, details={...})``, or
     ``Result.insufficient(message, records)`` when the window has too few rows. Values that
     cannot be computed are ``None`` with the reason in ``details``. Raising fails the run: the
@@ -339,7 +340,7 @@ class Run(Protocol):
 
     def score(self, request: ScoringRequest) -> Any: ...
 
-    def training_frame(self) -> Any: ...  # the training rows (pandas), or None without training data
+    def training_frame(self, columns: list[str] | None = None) -> Any: ...  # training rows (pandas) or None
 
     @property
     def service(self) -> Service: ...

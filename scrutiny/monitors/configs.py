@@ -137,15 +137,18 @@ class ColumnValues:
 
 def view(mon: Monitor, sub: Subscription, row: ConfigRow | None) -> dict[str, Any]:
     """A monitor's configuration as the API shows it (defaults for a monitor never configured)."""
-    config = mon.parse_config(row.config if row else {})
-    sched = config.schedule or Schedule.of(mon.default_period)
     enabled = row.enabled if row else mon.enabled_by_default
+    try:
+        config = mon.parse_config(row.config if row else {})
+    except InvalidInput:  # never configured, and its configuration has required fields
+        config = None
+    sched = (config.schedule if config is not None else None) or Schedule.of(mon.default_period)
     return {
         "monitor": mon.name,
         "enabled": enabled,
         "table": mon.table,
-        "config": config.model_dump(mode="json", exclude={"thresholds", "schedule"}),
-        "thresholds": [t.to_dict() for t in effective_thresholds(mon, sub, config)],
+        "config": config.model_dump(mode="json", exclude={"thresholds", "schedule"}) if config is not None else None,
+        "thresholds": [t.to_dict() for t in effective_thresholds(mon, sub, config)] if config is not None else [],
         "schedule": sched.model_dump(),
         "next_run_at": iso(row.next_run_at) if row and enabled else None,
         "last_run_at": iso(row.last_run_at) if row else None,

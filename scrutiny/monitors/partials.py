@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
 import struct
 import threading
 import uuid
@@ -74,7 +75,7 @@ def unpack(data: bytes) -> dict[str, Any]:
     out: dict[str, Any] = dict(header["j"])
     for name, (dtype, shape, offset) in header["a"].items():
         dt = np.dtype(dtype)
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape) if shape else 1
         arr = np.frombuffer(data, dtype=dt, count=count, offset=base + offset)
         out[name] = arr.reshape(shape).copy()
     return out
@@ -247,10 +248,11 @@ def on_records_written(conn: sa.Connection, sub: Subscription, kind: str, batch:
     if len(batch) == 0:
         return
     lock_shared(conn, sub.id)
-    mc = monitor_configs.c
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
     rows: list[Any] = list(
-        conn.execute(
-            sa.select(mc.monitor, mc.enabled, mc.table_kind, mc.plan_id).where(mc.subscription_id == sub.id)
+        conn.exec_driver_sql(
+            f"SELECT monitor, enabled, table_kind, plan_id FROM monitor_configs WHERE subscription_id = {mark}",
+            (sub.id,),
         ).all()
     )
     present = {r.monitor for r in rows}
@@ -267,26 +269,71 @@ def on_records_written(conn: sa.Connection, sub: Subscription, kind: str, batch:
     for r in rows:
         if not r.enabled or r.table_kind != kind or r.plan_id is None:
             continue
-        found = registry.find(r.monitor)
-        if found is None:
+        try:
+            found = registry.find(r.monitor)
+            if found is None:
+                continue
+            plan = loaded_plan(conn, sub.id, found, r.plan_id)
+            if groups is None:
+                groups = list(split_by_bucket(batch))
+            built = [
+                partial_row(sub.id, found.name, r.plan_id, bucket, part, found.build(plan, part).to_bytes())
+                for bucket, part in groups
+            ]
+        except Exception:
+            # A monitor must never stop records from being stored: its partials no longer cover
+            # every row, so its next run rebuilds them from the table (and reports the error).
+            log.exception(
+                "monitor %s could not aggregate %d rows of %s; it will rebuild", r.monitor, len(batch), sub.id
+            )
+            conn.exec_driver_sql(
+                f"UPDATE monitor_configs SET plan_ready = {mark} WHERE subscription_id = {mark} AND monitor = {mark}",
+                (False, sub.id, r.monitor),
+            )
             continue
-        plan = loaded_plan(conn, sub.id, found, r.plan_id)
-        if groups is None:
-            groups = list(split_by_bucket(batch))
-        for bucket, part in groups:
-            state = found.build(plan, part).to_bytes()
-            out.append(partial_row(sub.id, found.name, r.plan_id, bucket, part, state))
+        out += built
     if out:
-        conn.execute(monitor_partials.insert(), out)
+        insert_partials(conn, out)
+
+
+def insert_partials(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    """Append partial rows with one driver-level statement (this runs inside every ingest)."""
+    pg = conn.dialect.name == "postgresql"
+    mark = "%s" if pg else "?"
+    names = ("subscription_id", "monitor", "plan_id", "bucket", "rows", "min_ts", "max_ts", "state")
+    params = []
+    for r in rows:
+        if pg:
+            params.append(tuple(r[k] for k in names))
+        else:
+            params.append(tuple(_sqlite_ts(r[k]) if k in ("bucket", "min_ts", "max_ts") else r[k] for k in names))
+    conn.exec_driver_sql(
+        f"INSERT INTO monitor_partials ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})", params
+    )
+
+
+def _sqlite_ts(ts: datetime) -> str:
+    return ts.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 _defaults: list[Monitor] | None = None
 
 
 def _default_monitors() -> list[Monitor]:
+    """Monitors on by default (performance). One that fails to load is left out: it must never
+    fail an ingest."""
     global _defaults
     if _defaults is None:
-        _defaults = [m for m in registry.all_monitors() if m.enabled_by_default]
+        found = []
+        for name in registry.known_names():
+            try:
+                mon = registry.find(name)
+            except Exception:
+                log.exception("monitor %s cannot be loaded", name)
+                continue
+            if mon is not None and mon.enabled_by_default:
+                found.append(mon)
+        _defaults = found
     return _defaults
 
 
@@ -340,7 +387,7 @@ def rebuild(conn: sa.Connection, sub: Subscription, mon: Monitor, plan: dict[str
                     "state": part.to_bytes(),
                 }
             )
-        conn.execute(monitor_partials.insert(), out)
+        insert_partials(conn, out)
 
     in_database = getattr(mon, "partials_in_database", None)
     produced = in_database(conn, sub, loaded) if callable(in_database) else None

@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from scrutiny.ingest.batch import RecordBatch
@@ -120,11 +119,20 @@ class PerformancePartial:
         return float(v_lo + (h - lo) * (v_hi - v_lo))
 
 
-def first_rows(ids: np.ndarray) -> np.ndarray:
-    """True for the first row of each record (row id ``<scoring_id>-1``)."""
-    if len(ids) == 0:
+def first_rows(batch: RecordBatch) -> np.ndarray:
+    """True for the first row of each record (row id ``<scoring_id>-1``).
+
+    Ingest batches carry each row's record index (rows of a record are consecutive), so this is
+    one vectorised comparison; rows read back from the table are recognised by their id."""
+    n = len(batch)
+    if n == 0:
         return np.zeros(0, dtype=bool)
-    return pd.Series(ids, dtype=object).str.endswith("-1").to_numpy(dtype=bool, na_value=False)
+    rec = batch.record_index
+    if rec is not None and len(rec) == n:
+        out = np.ones(n, dtype=bool)
+        out[1:] = rec[1:] != rec[:-1]
+        return out
+    return np.fromiter((s[-2:] == "-1" for s in batch.ids.tolist()), dtype=bool, count=n)
 
 
 class PerformanceMonitor(Monitor):
@@ -153,7 +161,7 @@ class PerformanceMonitor(Monitor):
         minute = ((batch.timestamps - batch.timestamps.astype("datetime64[h]")) // np.timedelta64(1, "m")).astype(
             np.int64
         )
-        first = first_rows(batch.ids)
+        first = first_rows(batch)
         rows = np.bincount(minute, minlength=60).astype(np.int64)
         requests = np.bincount(minute[first], minlength=60).astype(np.int64)
         rt = batch.columns.get(RESPONSE_TIME)

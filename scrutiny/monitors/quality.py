@@ -176,7 +176,8 @@ class QualityMonitor(Monitor):
     def load_partial(self, data: bytes) -> ClassificationStats | RegressionStats:
         from scrutiny.monitors.partials import unpack
 
-        return RegressionStats.from_bytes(data) if "mean_y" in unpack(data) else ClassificationStats.from_bytes(data)
+        d = unpack(data)
+        return RegressionStats.of_fields(d) if "mean_y" in d else ClassificationStats.of_fields(d)
 
     # -- runs ---------------------------------------------------------------------------------------
     def window(self, config: QualityConfig, now: datetime, last: dict[str, Any] | None) -> Window:

@@ -35,6 +35,8 @@ class ClassificationStats:
     logloss_n: int  # rows with a probability vector
     hist_pos: np.ndarray | None  # int64 [bins]: positive-class probability of actual positives (binary)
     hist_neg: np.ndarray | None
+    bins: int | None = None
+    sparse: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None  # as stored
 
     @classmethod
     def empty(cls, n_classes: int, bins: int | None) -> ClassificationStats:
@@ -77,10 +79,29 @@ class ClassificationStats:
         self.unmatched += other.unmatched
         self.logloss_sum += other.logloss_sum
         self.logloss_n += other.logloss_n
-        if self.hist_pos is not None and other.hist_pos is not None:
-            self.hist_pos = self.hist_pos + other.hist_pos
-            self.hist_neg = self.hist_neg + other.hist_neg  # type: ignore[operator]
+        if self.hist_pos is not None and self.hist_neg is not None:
+            if other.hist_pos is not None and other.hist_neg is not None:
+                self.hist_pos = self.hist_pos + other.hist_pos
+                self.hist_neg = self.hist_neg + other.hist_neg
+            elif other.sparse is not None:  # a stored partial: add its non-empty bins only
+                (pi, pc), (ni, nc) = other.sparse
+                self.hist_pos[pi] += pc
+                self.hist_neg[ni] += nc
+        elif self.sparse is not None and (other.hist_pos is not None or other.sparse is not None):
+            self.densify()
+            return self.merge(other)
         return self
+
+    def densify(self) -> None:
+        """Sparse bins (as stored) to dense arrays, so further merges add in place."""
+        if self.sparse is None or self.bins is None:
+            return
+        (pi, pc), (ni, nc) = self.sparse
+        self.hist_pos = np.zeros(self.bins, dtype=np.int64)
+        self.hist_neg = np.zeros(self.bins, dtype=np.int64)
+        self.hist_pos[pi] = pc
+        self.hist_neg[ni] = nc
+        self.sparse = None
 
     def to_bytes(self) -> bytes:
         fields: dict[str, Any] = {
@@ -95,18 +116,22 @@ class ClassificationStats:
                 nz = np.flatnonzero(h)
                 fields[f"{name}_i"] = nz.astype(np.int32)
                 fields[f"{name}_c"] = h[nz]
+        elif self.sparse is not None:
+            fields["bins"] = self.bins
+            (fields["pos_i"], fields["pos_c"]), (fields["neg_i"], fields["neg_c"]) = self.sparse
         return pack(fields)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ClassificationStats:
-        d = unpack(data)
-        hp = hn = None
+        return cls.of_fields(unpack(data))
+
+    @classmethod
+    def of_fields(cls, d: dict[str, Any]) -> ClassificationStats:
+        out = cls(d["conf"], int(d["unmatched"]), float(d["ll_sum"]), int(d["ll_n"]), None, None)
         if "bins" in d:
-            hp = np.zeros(int(d["bins"]), dtype=np.int64)
-            hn = np.zeros(int(d["bins"]), dtype=np.int64)
-            hp[d["pos_i"]] = d["pos_c"]
-            hn[d["neg_i"]] = d["neg_c"]
-        return cls(d["conf"], int(d["unmatched"]), float(d["ll_sum"]), int(d["ll_n"]), hp, hn)
+            out.bins = int(d["bins"])
+            out.sparse = ((d["pos_i"], d["pos_c"]), (d["neg_i"], d["neg_c"]))
+        return out
 
     @property
     def n(self) -> int:
@@ -123,6 +148,7 @@ def _div(a: float, b: float) -> tuple[float, bool]:
 
 
 def binary_metrics(s: ClassificationStats, positive: int) -> tuple[dict[str, float | None], dict[str, Any]]:
+    s.densify()
     c = s.confusion
     neg = [i for i in range(c.shape[0]) if i != positive]
     tp = float(c[positive, positive])
@@ -291,7 +317,10 @@ class RegressionStats:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RegressionStats:
-        d = unpack(data)
+        return cls.of_fields(unpack(data))
+
+    @classmethod
+    def of_fields(cls, d: dict[str, Any]) -> RegressionStats:
         values: dict[str, Any] = {
             k: (int(d[k]) if k in ("n", "skipped") else float(d[k])) for k in cls.__dataclass_fields__
         }

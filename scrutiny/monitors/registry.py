@@ -58,6 +58,11 @@ def names() -> list[str]:
     return out + sorted(n for n in _monitors if n not in out)
 
 
+def known_names() -> list[str]:
+    """Built-in and registered names, without importing anything."""
+    return list(dict.fromkeys([*_BUILTIN, *_monitors]))
+
+
 def all_monitors() -> list[Monitor]:
     return [get(n) for n in names()]
 

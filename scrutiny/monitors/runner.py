@@ -85,18 +85,20 @@ class RunContext:
         if self.resolved is None:
             return total
         merged: list[tuple[partials.BucketInfo, bytes]] = []
+        whole = [p.info for p in self.resolved.pieces if p.info is not None]
         for piece in self.resolved.pieces:
-            if piece.info is None and piece.batch is None:
-                continue  # a monitor without partials: nothing to merge
             if piece.batch is not None:
                 total = total.merge(mon.build(plan, piece.batch))
-                continue
-            info = piece.info
-            assert info is not None
-            bucket_partial = None
-            for _, state in partials.load_states(self.conn, info.ids):
-                p = mon.load_partial(state)
-                bucket_partial = p if bucket_partial is None else bucket_partial.merge(p)
+        # every stored bucket's states in a few queries, merged bucket by bucket
+        bucket_of = {pid: info for info in whole for pid in info.ids}
+        per_bucket: dict[Any, Any] = {}
+        for pid, state in partials.load_states(self.conn, list(bucket_of)):
+            info = bucket_of[pid]
+            p = mon.load_partial(state)
+            prev = per_bucket.get(info.bucket)
+            per_bucket[info.bucket] = p if prev is None else prev.merge(p)
+        for info in whole:
+            bucket_partial = per_bucket.pop(info.bucket, None)
             if bucket_partial is None:
                 continue
             if len(info.ids) > 1:  # serialise now: a later merge may update the object in place
@@ -153,14 +155,36 @@ class RunContext:
             limit=limit,
         )
 
-    def training_frame(self) -> Any:
-        """The subscription's training rows (a DataFrame), or None when it has none."""
-        from scrutiny.errors import NotFound
+    def training_frame(self, columns: list[str] | None = None) -> Any:
+        """The subscription's training rows (a DataFrame), or None when it has none; ``columns``
+        reads only those (the others are not fetched at all)."""
+        import pandas as pd
 
-        try:
-            return self.service.subscriptions.training_frame(self.sub.id)
-        except NotFound:
+        from scrutiny.errors import NotFound
+        from scrutiny.service.subscriptions import training_table
+        from scrutiny.store import records
+
+        if columns is None:
+            try:
+                return self.service.subscriptions.training_frame(self.sub.id)
+            except NotFound:
+                return None
+        name = training_table(self.sub.id)
+        if not records.exists(self.conn, name):
             return None
+        quote = self.conn.dialect.identifier_preparer.quote
+        present = {c["name"] for c in sa.inspect(self.conn).get_columns(name)}
+        cols = [c for c in dict.fromkeys(columns) if c in present]
+        if not cols:
+            return pd.DataFrame(index=range(0))
+        result = self.conn.exec_driver_sql(f"SELECT {', '.join(quote(c) for c in cols)} FROM {quote(name)}")
+        try:
+            rows = result.cursor.fetchall() if result.cursor is not None else []  # plain tuples: no Row objects
+        finally:
+            result.close()
+        if not rows:
+            return pd.DataFrame({c: [] for c in cols})
+        return pd.DataFrame(dict(zip(cols, (list(v) for v in zip(*rows, strict=True)), strict=True)))
 
     def score(self, request: ScoringRequest) -> Any:
         """Score through the engine as internal traffic (never logged as payload)."""
@@ -237,6 +261,7 @@ def run(
         "duration_ms": int((time.perf_counter() - t0) * 1000),
     }
     with store.write() as conn:
+        partials.lock_exclusive(conn, f"{sub.id}/{mon.name}/alerts")  # one alert per episode, even for concurrent runs
         ms.insert(conn, measurement)
         if status is Status.FINISHED:
             alerts_mod.update(conn, sub, mon.name, measurement_id, values, limits, violated, now)

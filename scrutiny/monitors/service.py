@@ -10,13 +10,43 @@ from scrutiny.monitors import measurements as ms
 from scrutiny.monitors.base import Monitor
 
 if TYPE_CHECKING:
+    from scrutiny.monitors.scheduler import Scheduler
     from scrutiny.service import Service
 
 
 class MonitorService:
     def __init__(self, service: Service) -> None:
+        from scrutiny.monitors.webhooks import WebhookService
+
         self.service = service
+        self.webhooks = WebhookService(service)
+        self.scheduler: Scheduler | None = None
         partials.install()
+
+    # -- background work ---------------------------------------------------------------------
+    def start_scheduler(self, tick: float = 5.0) -> Scheduler:
+        """Run monitors on their schedules and deliver alert notifications (``scrutiny serve``)."""
+        from scrutiny.monitors.scheduler import Scheduler
+
+        if self.scheduler is None:
+            self.scheduler = Scheduler(self.service, tick=tick).start()
+        return self.scheduler
+
+    def stop_scheduler(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
+
+    def expose_metrics(self) -> None:
+        """Serve this store's latest measurements on the Prometheus registry (``/metrics``)."""
+        from scrutiny.monitors.prometheus import collector
+
+        collector().add(self.service)
+
+    def hide_metrics(self) -> None:
+        from scrutiny.monitors.prometheus import collector
+
+        collector().remove(self.service)
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -51,6 +81,17 @@ class MonitorService:
                 out["prepared"] = prepared
         return out
 
+    def recommendations(self, sub_id: str, name: str) -> list[dict[str, Any]]:
+        """Configuration suggestions of monitors that offer them (fairness: protected attributes)."""
+        from scrutiny.errors import NotFound
+
+        sub = self.service.subscriptions.get(sub_id)
+        mon = registry.get(name)
+        recommend = getattr(mon, "recommend", None)
+        if not callable(recommend):
+            raise NotFound(f"monitor {mon.name!r} offers no recommendations")
+        return [r.to_dict() if hasattr(r, "to_dict") else dict(r) for r in recommend(sub)]
+
     def disable(self, sub_id: str, name: str) -> dict[str, Any]:
         sub = self.service.subscriptions.get(sub_id)
         mon = registry.get(name)
@@ -67,8 +108,36 @@ class MonitorService:
         trigger: str = "manual",
         now: datetime | None = None,
     ) -> dict[str, Any]:
+        from scrutiny.errors import InvalidInput
+
         sub = self.service.subscriptions.get(sub_id)
+        start, end = _utc(start), _utc(end)
+        if start is not None and end is not None and start >= end:
+            raise InvalidInput("start must be before end", field="start")
         return runner.run(self.service, sub, registry.get(name), trigger=trigger, start=start, end=end, now=now)
+
+    def request_run(self, sub_id: str, name: str) -> dict[str, Any]:
+        """Queue a run for the scheduler (kept in the store: it survives a restart)."""
+        from scrutiny.errors import Conflict
+        from scrutiny.monitors.reader import iso
+        from scrutiny.monitors.tables import monitor_configs
+        from scrutiny.store.types import utcnow
+
+        sub = self.service.subscriptions.get(sub_id)
+        mon = registry.get(name)
+        now = utcnow()
+        c = monitor_configs.c
+        with self.store.write() as conn:
+            res = conn.execute(
+                monitor_configs.update()
+                .where(c.subscription_id == sub.id, c.monitor == mon.name, c.enabled.is_(True))
+                .values(run_requested_at=now)
+            )
+        if res.rowcount == 0:
+            raise Conflict(f"monitor {mon.name!r} is not enabled on subscription {sub.id!r}; enable it first")
+        if self.scheduler is not None:
+            self.scheduler.wake()
+        return {"monitor": mon.name, "subscription_id": sub.id, "queued_at": iso(now)}
 
     def measurements(
         self,
@@ -139,6 +208,15 @@ class MonitorService:
             for batch in read_batches(conn, sub, mon.table, flt=flt, newest_first=True, limit=limit, offset=offset):
                 out.extend(rows_of(batch))
         return out
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    """Times without a zone are UTC (what the API documents)."""
+    from datetime import UTC
+
+    if t is None:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def rows_of(batch: Any) -> list[dict[str, Any]]:

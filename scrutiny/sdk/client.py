@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import httpx
 import orjson
 
+from scrutiny.sdk.monitors import Alerts, FeedbackLogging, Monitors, Webhooks, measurement_list, measurements_frame
 from scrutiny.sdk.records import ARROW, PayloadRecord, arrow_bytes, frames_to_arrow, records_to_arrow
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class Client:
         )
         self.bindings = Bindings(self)
         self.subscriptions = Subscriptions(self)
+        self.alerts = Alerts(self)
+        self.webhooks = Webhooks(self)
 
     # -- plumbing ----------------------------------------------------------------------------
     def request(self, method: str, path: str, *, retry: bool = False, **kwargs: Any) -> httpx.Response:
@@ -299,6 +302,27 @@ class Subscription(Resource):
     def __init__(self, client: Client, data: dict[str, Any]) -> None:
         super().__init__(client, data)
         self.payload_logging = PayloadLogging(self)
+        self.feedback_logging = FeedbackLogging(self)
+        self.monitors = Monitors(self)
+
+    def measurements(
+        self,
+        *,
+        monitor: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        status: str | None = None,
+        limit: int = 1000,
+        wide: bool = False,
+    ) -> pd.DataFrame:
+        """Measurements as a DataFrame: one row per (measurement, metric) with its limits and
+        whether it was violated (``wide=True``: one row per measurement, a column per metric)."""
+        rows = self.measurement_list(monitor=monitor, start=start, end=end, status=status, limit=limit)
+        return measurements_frame(rows, wide=wide)
+
+    def measurement_list(self, **kw: Any) -> list[dict[str, Any]]:
+        """Measurements as the API returns them (values, thresholds, violations, details)."""
+        return measurement_list(self.client, self.id, **kw)
 
     def refresh(self) -> Subscription:
         self.data = self.client.get(f"/v1/subscriptions/{self.id}")

@@ -194,7 +194,9 @@ def _training(run: Run, spec: FairnessSpec) -> dict[str, Any]:
         hit = _profiles.get(key)
     if hit is not None:
         return hit
-    frame = run.training_frame()
+    frame = run.training_frame(
+        [*(a.name for a in spec.attributes), *([sub.layout.label_column] if sub.layout.label_column else [])]
+    )
     if frame is None:
         spec.warnings.append("no training data: training rates are not shown and twins draw from the configuration")
         return {}
