@@ -101,6 +101,12 @@ def api(site) -> Iterator[httpx.Client]:  # type: ignore[no-untyped-def]
         yield c
 
 
+def latest(api: httpx.Client, sc: Scenario, monitor: str) -> dict[str, Any]:
+    """The newest finished measurement, as the REST API gives it."""
+    params = {"monitor": monitor, "status": "finished", "limit": 1}
+    return dict(api.get(f"/v1/subscriptions/{sc.sub.id}/measurements", params=params).json()["measurements"][0])
+
+
 def shot(pg: Any, name: str) -> None:
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
@@ -128,9 +134,9 @@ def test_sign_in_and_read_the_subscription_tile(page, site, api) -> None:  # typ
     assert "credit-risk deployment" in tile.locator("h2").inner_text()
     total = api.get(f"/v1/subscriptions/{sc.sub.id}/payloads", params={"limit": 1}).json()["total"]
     assert tile.locator("dd.rows-24h").inner_text() == num(total)
-    open_alerts = site["service"].monitors.alerts(status="open", subscription_id=sc.sub.id)
+    open_alerts = api.get("/v1/alerts", params={"status": "open", "subscription_id": sc.sub.id}).json()["alerts"]
     assert tile.locator("dd.open-alerts").inner_text() == str(len(open_alerts))
-    accuracy = site["service"].monitors.measurements(sc.sub.id, monitor="quality", status="finished", limit=1)[0]
+    accuracy = latest(api, sc, "quality")
     row = tile.locator("section[data-monitor=quality] tr[data-metric=accuracy]")
     assert row.locator("td.value").inner_text() == num(accuracy["values"]["accuracy"])
     assert "bad" in (row.get_attribute("class") or "")  # red: below its 0.8 lower limit
@@ -139,7 +145,7 @@ def test_sign_in_and_read_the_subscription_tile(page, site, api) -> None:  # typ
     shot(pg, "02-overview")
 
 
-def test_charts_then_click_a_point_to_open_its_measurement(page, site) -> None:  # type: ignore[no-untyped-def]
+def test_charts_then_click_a_point_to_open_its_measurement(page, site, api) -> None:  # type: ignore[no-untyped-def]
     sc: Scenario = site["scenario"]
     pg = page
     sign_in(pg, site)
@@ -169,7 +175,8 @@ def test_charts_then_click_a_point_to_open_its_measurement(page, site) -> None: 
     pg.mouse.click(x, y)
     pg.wait_for_url(f"{site['url']}/subscriptions/{sc.sub.id}/measurements/{target['id']}")
     shown = pg.locator("table.metric-table tr[data-metric=accuracy] td.value").inner_text()
-    assert shown == num(target["values"]["accuracy"])
+    stored = api.get(f"/v1/subscriptions/{sc.sub.id}/measurements/{target['id']}").json()
+    assert shown == num(stored["values"]["accuracy"])
     shot(pg, "04-measurement-quality")
 
 
@@ -233,11 +240,11 @@ def test_quality_cell_drills_down_to_its_records(page, site) -> None:  # type: i
     shot(pg, "06-quality-drill-down")
 
 
-def test_fairness_and_drift_details(page, site) -> None:  # type: ignore[no-untyped-def]
+def test_fairness_and_drift_details(page, site, api) -> None:  # type: ignore[no-untyped-def]
     sc: Scenario = site["scenario"]
     pg = page
     sign_in(pg, site, f"/subscriptions/{sc.sub.id}/monitors/fairness")
-    fairness = site["service"].monitors.measurements(sc.sub.id, monitor="fairness", status="finished", limit=1)[0]
+    fairness = latest(api, sc, "fairness")
     for feature, entry in fairness["details"]["attributes"].items():
         section = pg.locator(f"section[data-feature='{feature}']")
         shown = entry.get("payload_perturbed") or entry["payload"]
@@ -252,11 +259,11 @@ def test_fairness_and_drift_details(page, site) -> None:  # type: ignore[no-unty
     shot(pg, "08-drift")
 
 
-def test_alerts_and_engines_pages(page, site) -> None:  # type: ignore[no-untyped-def]
+def test_alerts_and_engines_pages(page, site, api) -> None:  # type: ignore[no-untyped-def]
     sc: Scenario = site["scenario"]
     pg = page
     sign_in(pg, site, "/alerts")
-    open_ids = {a["id"] for a in site["service"].monitors.alerts(status="open", limit=1000)}
+    open_ids = {a["id"] for a in api.get("/v1/alerts", params={"status": "open"}).json()["alerts"]}
     shown = set(pg.locator("section.alerts-open tr.alert").evaluate_all("rows => rows.map(r => r.dataset.alert)"))
     assert shown == open_ids and shown
     shot(pg, "09-alerts")

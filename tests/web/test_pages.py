@@ -68,9 +68,22 @@ def get(c: httpx.Client, path: str, **params: Any) -> Node:
     return parse(r.text)
 
 
-def latest(site: dict[str, Any], monitor: str) -> dict[str, Any]:
+def measurements(site: dict[str, Any], api: httpx.Client, monitor: str, **params: Any) -> list[dict[str, Any]]:
+    """A monitor's measurements as the REST API gives them, newest first."""
     sc: Scenario = site["scenario"]
-    return site["service"].monitors.measurements(sc.sub.id, monitor=monitor, status="finished", limit=1)[0]
+    r = api.get(f"/v1/subscriptions/{sc.sub.id}/measurements", params={"monitor": monitor, **params})
+    assert r.status_code == 200, r.text
+    return list(r.json()["measurements"])
+
+
+def latest(site: dict[str, Any], api: httpx.Client, monitor: str) -> dict[str, Any]:
+    return measurements(site, api, monitor, status="finished", limit=1)[0]
+
+
+def alerts(api: httpx.Client, **params: Any) -> list[dict[str, Any]]:
+    r = api.get("/v1/alerts", params={"limit": 10_000, **params})
+    assert r.status_code == 200, r.text
+    return list(r.json()["alerts"])
 
 
 def test_overview_tile_shows_the_api_numbers(site, c, api) -> None:  # type: ignore[no-untyped-def]
@@ -80,12 +93,12 @@ def test_overview_tile_shows_the_api_numbers(site, c, api) -> None:  # type: ign
     assert "credit-risk deployment" in tile.one("h2").text()
     total = api.get(f"/v1/subscriptions/{sc.sub.id}/payloads", params={"limit": 1}).json()["total"]
     assert tile.one("dd", "rows-24h").text() == num(total) == num(sc.rows)
-    open_alerts = site["service"].monitors.alerts(status="open", subscription_id=sc.sub.id)
+    open_alerts = alerts(api, status="open", subscription_id=sc.sub.id)
     assert len(open_alerts) >= 2  # quality accuracy and fairness on Age are below their limits
     assert tile.one("dd", "open-alerts").text() == str(len(open_alerts))
     assert "violated" in tile.attrs["class"]
     for monitor in ("quality", "fairness", "performance", "drift"):
-        m = latest(site, monitor)
+        m = latest(site, api, monitor)
         section = tile.one("section", data_monitor=monitor)
         for row in section.all("tr"):
             metric = row.attrs["data-metric"]
@@ -96,11 +109,11 @@ def test_overview_tile_shows_the_api_numbers(site, c, api) -> None:  # type: ign
     assert "bad" in quality.one("tr", data_metric="accuracy").attrs["class"]
 
 
-def test_charts_carry_every_measurement_and_its_limits(site, c) -> None:  # type: ignore[no-untyped-def]
+def test_charts_carry_every_measurement_and_its_limits(site, c, api) -> None:  # type: ignore[no-untyped-def]
     sc: Scenario = site["scenario"]
     doc = get(c, f"/subscriptions/{sc.sub.id}", range="all")
     for monitor in ("quality", "fairness", "performance", "drift"):
-        stored = list(reversed(site["service"].monitors.measurements(sc.sub.id, monitor=monitor, status="finished")))
+        stored = list(reversed(measurements(site, api, monitor, status="finished")))
         section = doc.one("section", "monitor-charts", data_monitor=monitor)
         figures = section.all("figure")
         metrics = {f.attrs["data-metric"] for f in figures}
@@ -132,9 +145,9 @@ def test_time_range_limits_the_series(site, c) -> None:  # type: ignore[no-untyp
     assert bad.status_code == 422 and "from" in bad.text
 
 
-def test_quality_details_confusion_matrix_drills_down_to_its_records(site, c) -> None:  # type: ignore[no-untyped-def]
+def test_quality_details_confusion_matrix_drills_down_to_its_records(site, c, api) -> None:  # type: ignore[no-untyped-def]
     sc: Scenario = site["scenario"]
-    m = latest(site, "quality")
+    m = latest(site, api, "quality")
     doc = get(c, f"/subscriptions/{sc.sub.id}/monitors/quality")
     assert doc.one("section", data_measurement=m["id"])
     cm = m["details"]["confusion_matrix"]
@@ -148,6 +161,11 @@ def test_quality_details_confusion_matrix_drills_down_to_its_records(site, c) ->
     records = get(c, cell.one("a").attrs["href"])
     rows = records.one("table", "records").all("tr")[1:]
     assert len(rows) == min(50, cm["matrix"][labels.index("Risk")][labels.index("No Risk")])
+    listed = api.get(
+        f"/v1/subscriptions/{sc.sub.id}/measurements/{m['id']}/records",
+        params={"actual": "Risk", "predicted": "No Risk", "limit": 50},
+    ).json()
+    assert [r.all("td")[0].text() for r in rows] == [x["scoring_id"] for x in listed["records"]]
     header = [th.text() for th in records.one("table", "records").all("th")]
     for row in rows:
         cells = dict(zip(header, [td.text() for td in row.all("td")], strict=True))
@@ -157,9 +175,9 @@ def test_quality_details_confusion_matrix_drills_down_to_its_records(site, c) ->
     assert metric_rows["accuracy"].one("td", "value").text() == num(m["values"]["accuracy"])
 
 
-def test_fairness_details_rates_twins_and_history(site, c) -> None:  # type: ignore[no-untyped-def]
+def test_fairness_details_rates_twins_and_history(site, c, api) -> None:  # type: ignore[no-untyped-def]
     sc: Scenario = site["scenario"]
-    m = latest(site, "fairness")
+    m = latest(site, api, "fairness")
     doc = get(c, f"/subscriptions/{sc.sub.id}/measurements/{m['id']}")
     for feature, entry in m["details"]["attributes"].items():
         section = doc.one("section", data_feature=feature)
@@ -184,9 +202,9 @@ def test_fairness_details_rates_twins_and_history(site, c) -> None:  # type: ign
             assert ids == [b["scoring_id"] for b in listed]
 
 
-def test_drift_details_rank_features_with_their_histograms(site, c) -> None:  # type: ignore[no-untyped-def]
+def test_drift_details_rank_features_with_their_histograms(site, c, api) -> None:  # type: ignore[no-untyped-def]
     sc: Scenario = site["scenario"]
-    m = latest(site, "drift")
+    m = latest(site, api, "drift")
     doc = get(c, f"/subscriptions/{sc.sub.id}/monitors/drift")
     features = m["details"]["feature_drift"]["features"]
     drifted = [f for f in features if f["drifted"]]
@@ -226,13 +244,16 @@ def test_payload_record_page(site, c, api) -> None:  # type: ignore[no-untyped-d
     assert missing.status_code == 404 and "no payload row" in missing.text
 
 
-def test_alerts_page_lists_open_and_past_alerts(site, c) -> None:  # type: ignore[no-untyped-def]
-    service = site["service"]
+def test_alerts_page_lists_open_and_past_alerts(site, c, api) -> None:  # type: ignore[no-untyped-def]
     doc = get(c, "/alerts")
-    shown_open = {tr.attrs["data-alert"] for tr in doc.one("section", "alerts-open").all("tr", "alert")}
-    assert shown_open == {a["id"] for a in service.monitors.alerts(status="open", limit=1000)}
+    rows = {tr.attrs["data-alert"]: tr for tr in doc.one("section", "alerts-open").all("tr", "alert")}
+    expected = alerts(api, status="open")
+    assert set(rows) == {a["id"] for a in expected} and expected
+    for a in expected:
+        cells = [td.text() for td in rows[a["id"]].all("td")]
+        assert cells[2] == a["metric"] and cells[3] == num(a["value"]) and cells[8] == num(a["runs"])
     shown_past = {tr.attrs["data-alert"] for tr in doc.one("section", "alerts-closed").all("tr", "alert")}
-    assert shown_past == {a["id"] for a in service.monitors.alerts(status="closed", limit=1000)}
+    assert shown_past == {a["id"] for a in alerts(api, status="closed")}
     only_open = get(c, "/alerts", status="open")
     assert not only_open.all("section", "alerts-closed")
 
