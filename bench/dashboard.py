@@ -9,7 +9,7 @@ For each backend (SQLite, and PostgreSQL when it answers) and each size:
    the SDK's Arrow batches) over the last 30 days, feedback for 5 % of them, every monitor run
    at ``--runs`` hourly moments (real runs over the whole table), ``--history`` earlier copies
    of those measurements (a month of runs for the charts), one stored explanation;
-2. ``scrutiny serve`` on that store in its own process, a browser-like client signed in with
+2. ``scrutiny serve --no-scheduler`` on that store in its own process, a browser-like client signed in with
    the login form, then every page fetched ``--repeat`` times after one warm-up: the JSON
    reports the median and the slowest, in milliseconds, server time as the client sees it.
 
@@ -210,7 +210,8 @@ def serve(data_dir: str, database_url: str | None, key: str) -> Any:
     if database_url:
         env["SCRUTINY_DATABASE_URL"] = database_url
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scrutiny", "serve", "--port", str(port)],
+        # without the scheduler: a monitor run over the million rows must not land inside a timing
+        [sys.executable, "-m", "scrutiny", "serve", "--port", str(port), "--no-scheduler"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
