@@ -8,8 +8,9 @@
 
   // Time axis in UTC, 24-hour clock, the date under the first tick of each day.
   function utcTicks(u, splits) {
+    var fine = splits.length > 1 && splits[1] - splits[0] < 60; // ticks closer than a minute: show seconds
     return splits.map(function (ts, i) {
-      var s = new Date(ts * 1e3).toISOString(), day = s.slice(5, 10), hm = s.slice(11, 16);
+      var s = new Date(ts * 1e3).toISOString(), day = s.slice(5, 10), hm = s.slice(11, fine ? 19 : 16);
       var prev = i > 0 ? new Date(splits[i - 1] * 1e3).toISOString().slice(5, 10) : null;
       return prev === day ? hm : hm + "\n" + day;
     });
