@@ -84,6 +84,40 @@ def serve(
 
 
 @app.command()
+def proxy(
+    host: Host = None,
+    port: Annotated[int | None, typer.Option("--port", help="port (default 8090) [env SCRUTINY_PROXY_PORT]")] = None,
+    data_dir: DataDir = None,
+    database_url: DbUrl = None,
+    spool_dir: Annotated[
+        Path | None, typer.Option("--spool-dir", help="this process's spool (default <data dir>/spool/proxy-<port>)")
+    ] = None,
+    spool_max_bytes: Annotated[
+        int | None,
+        typer.Option("--spool-max-bytes", help="spool bound; at it requests get 503 [env SCRUTINY_SPOOL_MAX_BYTES]"),
+    ] = None,
+) -> None:
+    """Run the scoring proxy alone: POST /proxy/{subscription_id} logs every scoring call (docs/proxy.md)."""
+    import uvicorn
+
+    from scrutiny.proxy.asgi import create_proxy_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env(
+        data_dir=data_dir, database_url=database_url, host=host, proxy_port=port, spool_max_bytes=spool_max_bytes
+    )
+    app_ = create_proxy_app(settings, spool_dir)
+    from scrutiny._runtime import tune_gc
+
+    tune_gc()
+    url = f"http://{settings.host}:{settings.proxy_port}"
+    console.print(
+        f"Scrutiny proxy {__version__} on {url}/proxy/<subscription_id>, store {_safe_url(settings.store_url)}"
+    )
+    uvicorn.run(app_, host=settings.host, port=settings.proxy_port, log_level="warning")
+
+
+@app.command()
 def demo(
     duration: Annotated[
         float | None, typer.Option(help="stop after this many seconds (default: run until Ctrl+C)")

@@ -30,6 +30,8 @@ class Settings:
     engine_connect_timeout: float = 5.0
     engine_read_timeout: float = 60.0
     engine_retries: int = 3
+    proxy_port: int = 8090  # `scrutiny proxy`
+    spool_max_bytes: int = 1 << 30  # the proxy's durable spool; at the bound requests get 503
     scheduler: bool = False  # run monitors on their schedules and deliver alerts (``scrutiny serve`` turns it on)
 
     @classmethod
@@ -59,6 +61,8 @@ class Settings:
             ("engine_connect_timeout", "SCRUTINY_ENGINE_CONNECT_TIMEOUT", float),
             ("engine_read_timeout", "SCRUTINY_ENGINE_READ_TIMEOUT", float),
             ("engine_retries", "SCRUTINY_ENGINE_RETRIES", int),
+            ("proxy_port", "SCRUTINY_PROXY_PORT", int),
+            ("spool_max_bytes", "SCRUTINY_SPOOL_MAX_BYTES", int),
         ]:
             if e.get(key):
                 values[name] = conv(e[key])

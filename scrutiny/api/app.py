@@ -170,3 +170,14 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
 # Components of later layers (monitors, proxy, dashboard) register a function here that adds
 # their routers and start-up hooks to the app.
 extensions: list[Any] = []
+
+
+def _install_proxy(app: FastAPI) -> None:
+    """The scoring proxy (``scrutiny.proxy``): its routes, spool and background writer; its metrics
+    are published to the registry ``GET /metrics`` serves."""
+    from scrutiny.proxy.asgi import install
+
+    install(app)
+
+
+extensions.append(_install_proxy)

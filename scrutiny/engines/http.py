@@ -11,6 +11,7 @@ import base64
 import logging
 import threading
 import time
+import urllib.request
 from collections.abc import Generator
 from typing import Any, ClassVar
 
@@ -27,6 +28,7 @@ from scrutiny.engines.errors import (
     EngineTimeout,
     EngineUnreachable,
 )
+from scrutiny.engines.transport import FastHTTPTransport, fast_transport_available
 
 log = logging.getLogger("scrutiny.engines")
 # httpx logs every request URL at INFO; URLs can carry keys (Azure SAS, query tokens).
@@ -113,6 +115,14 @@ class HttpEngine(Engine):
         self.auth_headers = static_headers(binding.credentials)
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
+        self._fast: FastHTTPTransport | None = None
+        # The proxy's hot path skips httpx's client when auth is a fixed header (none, basic, static bearer).
+        self._fast_auth: dict[str, str] | None = None
+        if self.auth is None:
+            self._fast_auth = {}
+        elif isinstance(self.auth, httpx.BasicAuth):
+            c = binding.credentials
+            self._fast_auth = {"Authorization": basic_header(str(c["username"]), str(c["password"]))}
 
     @property
     def client(self) -> httpx.Client:
@@ -124,10 +134,22 @@ class HttpEngine(Engine):
     def aclient(self) -> httpx.AsyncClient:
         if self._aclient is None:
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            fast = self.fast_transport
             self._aclient = httpx.AsyncClient(
-                timeout=self.timeout, auth=self.auth, limits=limits, follow_redirects=False
+                timeout=self.timeout, auth=self.auth, limits=limits, follow_redirects=False, transport=fast
             )
         return self._aclient
+
+    @property
+    def fast_transport(self) -> FastHTTPTransport | None:
+        """The lean transport for ``http://`` engines, unless httptools is missing or an HTTP proxy is set."""
+        if (
+            self._fast is None
+            and fast_transport_available()
+            and not urllib.request.getproxies_environment().get("http")
+        ):
+            self._fast = FastHTTPTransport(max_connections=256, max_keepalive=64)
+        return self._fast
 
     def headers(
         self, deployment: Deployment | None, *, internal: bool, extra: dict[str, str] | None = None
@@ -217,7 +239,9 @@ class HttpEngine(Engine):
         if not deployment.scoring_url:
             raise self.error(EngineRejected, "deployment has no scoring URL", deployment)
         url = deployment.scoring_url
-        if native.path:
+        if native.path.startswith("?"):  # a query string only: keep the path as it is
+            url += ("&" + native.path[1:]) if "?" in url else native.path
+        elif native.path:
             url = url.rstrip("/") + "/" + native.path.lstrip("/")
         return url
 
@@ -243,7 +267,17 @@ class HttpEngine(Engine):
             deployment, internal=internal, extra={"Content-Type": native.content_type, **native.headers}
         )
         t0 = time.perf_counter()
+        fast_auth = self._fast_auth
+        fast = self.fast_transport if fast_auth is not None and url.startswith("http://") else None
         try:
+            if fast is not None and fast_auth is not None:
+                status, raw, body = await fast.exchange(
+                    "POST", url, {**headers, **fast_auth}, native.body, self.timeout
+                )
+                hdrs = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+                return NativeResponse(
+                    status, body, hdrs.get("content-type", ""), hdrs, (time.perf_counter() - t0) * 1000
+                )
             r = await self.aclient.post(url, content=native.body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise self.error(EngineUnreachable, f"cannot connect to {_origin(url)}: {exc}", deployment) from None
@@ -266,6 +300,7 @@ class HttpEngine(Engine):
             self._client.close()
             self._client = None
         self._aclient = None  # async clients are closed by their event loop's shutdown
+        self._fast = None
 
 
 def _origin(url: str) -> str:
