@@ -30,9 +30,10 @@ class Role(StrEnum):
 
 
 ROLE_GRANTS: dict[Role, frozenset[str]] = {
-    Role.ADMIN: frozenset({"read", "write", "log", "admin"}),
-    Role.VIEWER: frozenset({"read"}),
-    Role.LOGGER: frozenset({"log"}),
+    Role.ADMIN: frozenset({"read", "write", "log", "admin", "metrics"}),
+    Role.VIEWER: frozenset({"read", "metrics"}),
+    # a logger key may also be the one Prometheus scrapes the proxy with: metrics, no records
+    Role.LOGGER: frozenset({"log", "metrics"}),
 }
 
 

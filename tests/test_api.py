@@ -297,6 +297,7 @@ def test_authentication_and_roles(api, client, engine_server, german) -> None:  
 
     srv, _ = api
     assert httpx.get(f"{srv.url}/v1/bindings").status_code == 401
+    assert httpx.get(f"{srv.url}/metrics").status_code == 401  # every route but /health needs a key
     assert httpx.get(f"{srv.url}/v1/bindings", headers={"Authorization": "Bearer scr_wrong"}).status_code == 401
     _, sid = bind_and_subscribe(client, engine_server.url)
     logger = client.post("/v1/api_keys", json={"name": "app logger", "role": "logger"}).json()

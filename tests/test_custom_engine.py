@@ -235,3 +235,18 @@ def test_batches_answered_with_different_columns_are_an_engine_error(german) -> 
         with pytest.raises(EngineResponseShape) as info:
             engine.score(dep, request(german, 4), CTX)
     assert "later batch" in str(info.value) and "'d'" in str(info.value)
+
+
+def test_scoring_url_with_a_query_string_and_a_sub_path() -> None:
+    from scrutiny.engines import NativeRequest
+
+    engine = make_engine("http://127.0.0.1:9")
+    dep = Deployment("d", "d", "http://h/workspaces/w/services/s/execute?api-version=2.0")
+    assert (
+        engine.scoring_url(dep, NativeRequest(b"", path="jobs"))
+        == "http://h/workspaces/w/services/s/execute/jobs?api-version=2.0"
+    )
+    assert (
+        engine.scoring_url(dep, NativeRequest(b"", path="?details=true"))
+        == "http://h/workspaces/w/services/s/execute?api-version=2.0&details=true"
+    )

@@ -330,7 +330,8 @@ def test_postgres_stopped_during_traffic_then_restarted(
         stored = stored_ids(store_url, sub_id)
         check_exactly_once(results, stored)
         assert len(stored) == len(ids)
-        metrics = httpx.get(f"{proxy.url}/metrics").text
+        assert httpx.get(f"{proxy.url}/metrics").status_code == 401
+        metrics = httpx.get(f"{proxy.url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
         errors = [ln for ln in metrics.splitlines() if ln.startswith("scrutiny_spool_flush_errors_total ")]
         assert errors and float(errors[0].split()[1]) > 0  # the outage was seen and retried
     finally:

@@ -397,7 +397,8 @@ def test_metrics_report_requests_latency_and_spool(proxied: Proxied, engine_serv
                 == 200
             )
     proxied.flush()
-    text = httpx.get(f"{proxied.url}/metrics").text  # scrapers need no key
+    assert httpx.get(f"{proxied.url}/metrics").status_code == 401  # a scraper needs a key too
+    text = httpx.get(f"{proxied.url}/metrics", headers={"Authorization": f"Bearer {proxied.key}"}).text
     values = _samples(text)
     assert values[("scrutiny_proxy_requests_total", f'outcome="logged",subscription="{sub.id}"')] == 5
     assert values[("scrutiny_proxy_engine_latency_seconds_count", f'subscription="{sub.id}"')] == 5

@@ -72,6 +72,20 @@ class _TooLarge(Exception):
     pass
 
 
+def is_store_outage(exc: BaseException) -> bool:
+    """The store cannot be reached or written (locked, disk error, connection lost): a 503, not a
+    500. The bulk paths talk to the driver directly, so its own errors count too."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(
+        exc,
+        (OperationalError, InterfaceError, sqlite3.OperationalError, psycopg.OperationalError, psycopg.InterfaceError),
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ScrutinyError)
     async def scrutiny_error(request: Request, exc: ScrutinyError) -> JSONResponse:
@@ -99,9 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        from sqlalchemy.exc import InterfaceError, OperationalError
-
-        if isinstance(exc, (OperationalError, InterfaceError)):
+        if is_store_outage(exc):
             log.error("store unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
             return error_response(503, "store_unavailable", "the data mart is unavailable; nothing was stored")
         log.exception("unexpected error on %s %s", request.method, request.url.path)

@@ -19,6 +19,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,9 @@ class _Model:
         )
 
 
-def _models() -> dict[str, _Model]:
+@cache
+def _trained() -> dict[str, _Model]:
+    """The three models, trained once per process (read-only afterwards, safe to share)."""
     data = credit.load_german()
     return {
         "credit-risk": _Model("credit-risk", "binary", credit.FEATURES, credit.train_credit_model(data), credit.LABELS),
@@ -114,7 +117,7 @@ FAULTS = ("fault-500", "fault-html", "fault-shape", "fault-rows", "fault-slow", 
 def create_engine_app(options: EngineOptions | None = None, models: dict[str, Any] | None = None) -> Starlette:
     """The engine as an ASGI app. ``app.state.stats`` counts calls for tests and benchmarks."""
     opts = options or EngineOptions()
-    served = models if models is not None else _models()
+    served = models if models is not None else dict(_trained())
     minted: dict[str, float] = {}
     stats: Counter[str] = Counter()
     prefix = opts.prefix.rstrip("/")

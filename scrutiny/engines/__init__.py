@@ -28,6 +28,8 @@ _BUILTIN: dict[str, str] = {
     "sagemaker": "scrutiny.engines.sagemaker:SageMakerEngine",
     "azure_ml_studio": "scrutiny.engines.azure_studio:AzureStudioEngine",
     "azure_ml_service": "scrutiny.engines.azure_service:AzureServiceEngine",
+    "mlflow": "scrutiny.engines.mlflow:MlflowEngine",
+    "kserve": "scrutiny.engines.kserve:KServeEngine",
 }
 # OpenScale service_type names accepted as aliases (contract §1.2).
 _ALIASES: dict[str, str] = {

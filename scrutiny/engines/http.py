@@ -242,7 +242,8 @@ class HttpEngine(Engine):
         if native.path.startswith("?"):  # a query string only: keep the path as it is
             url += ("&" + native.path[1:]) if "?" in url else native.path
         elif native.path:
-            url = url.rstrip("/") + "/" + native.path.lstrip("/")
+            base, sep, query = url.partition("?")  # Azure Studio: .../execute?api-version=2.0
+            url = base.rstrip("/") + "/" + native.path.lstrip("/") + sep + query
         return url
 
     def send(self, deployment: Deployment, native: NativeRequest, *, internal: bool) -> NativeResponse:

@@ -135,6 +135,16 @@ class StandaloneProxy:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
+    def _metrics_denied(self, scope: Scope) -> ProxyResponse | None:
+        """401/403 unless the request carries an API key allowed to read metrics (any role)."""
+        from scrutiny.errors import ScrutinyError
+
+        try:
+            self.state.service.keys.verify(_bearer(scope), "metrics")
+        except ScrutinyError as exc:
+            return _error(exc.status, exc.code, exc.message)
+        return None
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rt: ProxyRuntime | None = self.state.proxy_runtime
         path: str = scope["path"]
@@ -157,6 +167,10 @@ class StandaloneProxy:
             result = await rt.proxy.handle(sub_id, rest, query, headers, body)
             await _Raw(result)(scope, receive, send)
         elif path == "/metrics" and method == "GET":
+            denied = self._metrics_denied(scope)
+            if denied is not None:
+                await _Raw(denied)(scope, receive, send)
+                return
             await _Raw(ProxyResponse(200, generate_latest(REGISTRY), METRICS_TYPE))(scope, receive, send)
         elif path == "/health" and method == "GET":
             await _Raw(ProxyResponse(200, orjson.dumps(rt.health())))(scope, receive, send)
@@ -164,6 +178,14 @@ class StandaloneProxy:
             await _Raw(_error(404, "not_found", f"no route {path}: POST /proxy/{{subscription_id}}"))(
                 scope, receive, send
             )
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            text = value.decode("latin-1")
+            return text[7:].strip() if text[:7].lower() == "bearer " else None
+    return None
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -1,0 +1,1 @@
+"""Engine servers and their set-up scripts, run by the engines' own virtualenvs (not collected)."""

@@ -6,15 +6,23 @@ counters...); this is the one route that serves them.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from scrutiny.api.auth import require
+from scrutiny.api.models import ERRORS
 
 router = APIRouter(tags=["metrics"])
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    dependencies=[Depends(require("metrics"))],
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}, 401: ERRORS[401]},
+)
 def metrics() -> Response:
-    """Prometheus metrics (no API key needed, like most exporters: they hold no record data,
-    only metric values and ids)."""
+    """Prometheus metrics. Like every route it needs an API key (any role): monitor values are
+    about the models' behaviour. In Prometheus: ``authorization: {credentials_file: ...}``."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
