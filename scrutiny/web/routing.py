@@ -50,9 +50,9 @@ class WebRoute(APIRoute):
             except StarletteHTTPException as exc:
                 return error_page(request, exc.status_code, "Error", str(exc.detail))
             except Exception as exc:
-                from sqlalchemy.exc import InterfaceError, OperationalError
+                from scrutiny.api.app import is_store_outage
 
-                if isinstance(exc, OperationalError | InterfaceError):
+                if is_store_outage(exc):
                     log.error("store unavailable on %s: %s", request.url.path, exc.__class__.__name__)
                     return error_page(request, 503, "Store unavailable", "The data mart cannot be reached right now.")
                 log.exception("unexpected error on %s %s", request.method, request.url.path)
