@@ -75,7 +75,8 @@ def serve(
 
     tune_gc()
     console.print(
-        f"Scrutiny {__version__} on {settings.url} (docs at {settings.url}/docs), store {_safe_url(settings.store_url)}"
+        f"Scrutiny {__version__} on {settings.url} (dashboard at {settings.url}/, API docs at {settings.url}/docs),"
+        f" store {_safe_url(settings.store_url)}"
     )
     if created:
         console.print(f"Admin API key in {settings.api_key_file} (readable by you only)")

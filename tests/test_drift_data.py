@@ -148,3 +148,23 @@ def test_settings_are_validated() -> None:
     for bad in ({"alpha": 0}, {"alpha": 1.5}, {"js_threshold": 0}, {"min_rows": 0}):
         with pytest.raises(InvalidInput):
             DataDriftSettings(**bad).checked()
+
+
+def test_distribution_is_every_group_the_distance_is_computed_on() -> None:
+    """The stored per-group shares (the dashboard's histograms) are complete and give back the
+    reported Jensen-Shannon distance (SciPy, base 2) and the top moved bins."""
+    from scipy.spatial.distance import jensenshannon
+
+    n = 20_000
+    ref = _reference(synthetic_frame(n, seed=0), NUM_COLS + CAT_COLS, CAT_COLS)
+    result = _run(ref, synthetic_columns(n, seed=0, drift=True), n)
+    for f in result.features:
+        shares = f.distribution
+        assert shares, f.feature
+        p = np.array([b["training_share"] for b in shares])
+        q = np.array([b["current_share"] for b in shares])
+        assert p.sum() == pytest.approx(1.0, abs=1e-12) and q.sum() == pytest.approx(1.0, abs=1e-12)
+        assert jensenshannon(p, q, base=2) == pytest.approx(f.js_distance, abs=1e-9), f.feature
+        by_bin = {b["bin"]: b for b in shares}
+        for top in f.top_bins:
+            assert by_bin[top["bin"]]["current_share"] == pytest.approx(top["current_share"])

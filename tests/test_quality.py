@@ -248,3 +248,33 @@ def test_partials_merge_like_one_pass_on_adult_census() -> None:
     assert mets["r2"] == pytest.approx(skm.r2_score(ry, rp), rel=1e-9)
     assert mets["explained_variance"] == pytest.approx(skm.explained_variance_score(ry, rp), rel=1e-9)
     assert mets["mean_absolute_error"] == pytest.approx(skm.mean_absolute_error(ry, rp), rel=1e-9)
+
+
+def test_stored_partials_merge_into_each_other_like_one_pass() -> None:
+    """A bucket's stored partials are merged into one another (the first loaded one is the
+    accumulator), and the result is stored again by compaction: every count is added once."""
+    data = credit.load_german()
+    model = fit_classifier(data, credit.FEATURES, credit.CATEGORICAL_FEATURES, credit.LABEL)
+    proba = model.predict_proba(data[credit.FEATURES])
+    y = np.searchsorted(list(model.classes_), data[credit.LABEL].to_numpy())
+    p = proba.argmax(axis=1)
+    whole = qm.ClassificationStats.of(y, p, proba, 2, 1, 10_000)
+
+    def stored(part: np.ndarray) -> qm.ClassificationStats:
+        return qm.ClassificationStats.from_bytes(
+            qm.ClassificationStats.of(y[part], p[part], proba[part], 2, 1, 10_000).to_bytes()
+        )
+
+    parts = np.array_split(np.arange(len(y)), 7)
+    acc = stored(parts[0])
+    for part in parts[1:]:
+        acc = acc.merge(stored(part))
+    again = qm.ClassificationStats.from_bytes(acc.to_bytes())  # compacted, then merged with a new partial
+    assert int(again.confusion.sum()) == len(y)
+    np.testing.assert_array_equal(again.confusion, whole.confusion)
+    a, _ = qm.binary_metrics(whole, 1)
+    b, _ = qm.binary_metrics(again, 1)
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=1e-12), k
+    first, rest = stored(parts[0]), stored(np.concatenate(parts[1:]))
+    np.testing.assert_array_equal(first.merge(rest).confusion, whole.confusion)

@@ -170,6 +170,9 @@ def create_app(settings: Settings | None = None, service: Service | None = None)
     for module in (admin, bindings, subscriptions, payloads, feedback, monitors, drift, explanations, alerts, metrics):
         app.include_router(module.router)
     monitors.install(app)
+    from scrutiny.web import install as install_dashboard
+
+    install_dashboard(app)
     for extension in extensions:
         extension(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -156,6 +156,13 @@ def run_demo(
             if stage.setup:
                 stage.setup(ctx)
         sub = ctx.subscription
+        from scrutiny.web import LINK_MINUTES, login_link
+
+        console.print(f"  dashboard         {api.url}/")
+        console.print(
+            f"  sign in once      {login_link(app, api.url, key)}"
+            f"  (one use, {LINK_MINUTES} minutes; then sign in with the admin key)"
+        )
         console.print(f"  API and docs      {api.url}/docs")
         console.print(f"  demo engine       {engine.url}/v1/deployments")
         console.print(f"  store             {settings.store_url}")

@@ -75,6 +75,8 @@ class ClassificationStats:
         return out
 
     def merge(self, other: ClassificationStats) -> ClassificationStats:
+        if self.sparse is not None and (other.hist_pos is not None or other.sparse is not None):
+            self.densify()  # before adding anything: every count is added exactly once
         self.confusion = self.confusion + other.confusion
         self.unmatched += other.unmatched
         self.logloss_sum += other.logloss_sum
@@ -87,9 +89,6 @@ class ClassificationStats:
                 (pi, pc), (ni, nc) = other.sparse
                 self.hist_pos[pi] += pc
                 self.hist_neg[ni] += nc
-        elif self.sparse is not None and (other.hist_pos is not None or other.sparse is not None):
-            self.densify()
-            return self.merge(other)
         return self
 
     def densify(self) -> None:

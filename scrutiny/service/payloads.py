@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -118,9 +118,16 @@ class PayloadService:
         return int(total), rows
 
     def frame_chunks(
-        self, sub_id: str, *, start: datetime | None = None, end: datetime | None = None, kind: str = PAYLOAD
+        self,
+        sub_id: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        kind: str = PAYLOAD,
+        where: Callable[[sa.Table], list[Any]] | None = None,
     ) -> Iterator[Any]:
-        """The table as pandas DataFrames of ``EXPORT_CHUNK`` rows, oldest first (constant memory)."""
+        """The table as pandas DataFrames of ``EXPORT_CHUNK`` rows, oldest first (constant memory);
+        ``where(table)`` adds conditions (the dashboard's filters)."""
         import pandas as pd
 
         sub = self.service.subscriptions.get(sub_id)
@@ -129,7 +136,8 @@ class PayloadService:
             if not records.exists(conn, t.name):
                 yield pd.DataFrame(columns=[c.name for c in t.columns])
                 return
-            q = sa.select(t).where(*self._window(t, start, end)).order_by(t.c[SCORING_TIMESTAMP], t.c.scoring_id)
+            conds = self._window(t, start, end) + (where(t) if where is not None else [])
+            q = sa.select(t).where(*conds).order_by(t.c[SCORING_TIMESTAMP], t.c.scoring_id)
             result = conn.execution_options(stream_results=True, yield_per=EXPORT_CHUNK).execute(q)
             cols = list(result.keys())
             empty = True
@@ -140,12 +148,19 @@ class PayloadService:
                 yield pd.DataFrame(columns=cols)
 
     def export(
-        self, sub_id: str, fmt: str, *, start: datetime | None = None, end: datetime | None = None, kind: str = PAYLOAD
+        self,
+        sub_id: str,
+        fmt: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        kind: str = PAYLOAD,
+        where: Callable[[sa.Table], list[Any]] | None = None,
     ) -> Iterator[bytes]:
         """CSV or Parquet bytes, produced chunk by chunk."""
         if fmt == "csv":
             first = True
-            for df in self.frame_chunks(sub_id, start=start, end=end, kind=kind):
+            for df in self.frame_chunks(sub_id, start=start, end=end, kind=kind, where=where):
                 df = _flatten_vectors(df)
                 yield df.to_csv(index=False, header=first).encode()
                 first = False
@@ -159,7 +174,7 @@ class PayloadService:
             # Parquet's footer records absolute offsets, so the file is written whole, then streamed.
             with tempfile.TemporaryFile() as tmp:
                 pq_writer = None
-                for df in self.frame_chunks(sub_id, start=start, end=end, kind=kind):
+                for df in self.frame_chunks(sub_id, start=start, end=end, kind=kind, where=where):
                     table = pa.Table.from_pandas(df, preserve_index=False)
                     if pq_writer is None:
                         pq_writer = pq.ParquetWriter(tmp, table.schema)

@@ -28,6 +28,7 @@ ALPHA = 0.01
 JS_THRESHOLD = 0.05
 MIN_ROWS = 100
 TOP_BINS = 3
+MAX_DISTRIBUTION_GROUPS = 60
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class FeatureDrift:
     status: str = "ok"  # ok | insufficient_data
     rank: int | None = None  # 1 = the most drifted feature
     top_bins: list[dict[str, Any]] = field(default_factory=list)  # the bins whose share moved most
+    distribution: list[dict[str, Any]] = field(default_factory=list)  # every group's shares (histograms)
     unseen_examples: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -181,8 +183,18 @@ def _feature(f: FeatureReference, counts: np.ndarray, unseen: dict[str, int]) ->
         training_outside_share=toutside / trows if trows else 0.0,
         ks_statistic=ks,
         top_bins=_top_bins(f, gref, gcur) if rows and trows else [],
+        distribution=_distribution(f, gref, gcur) if rows and trows else [],
         unseen_examples=dict(unseen),
     )
+
+
+def _distribution(f: FeatureReference, gref: np.ndarray, gcur: np.ndarray) -> list[dict[str, Any]]:
+    """Training and current share of each group the distance is computed on (what the dashboard
+    draws as reference vs current histograms); empty groups on both sides are left out."""
+    p = gref / gref.sum()
+    q = gcur / gcur.sum()
+    keep = np.flatnonzero((gref > 0) | (gcur > 0))[:MAX_DISTRIBUTION_GROUPS]
+    return [{"bin": f.group_label(int(g)), "training_share": float(p[g]), "current_share": float(q[g])} for g in keep]
 
 
 def _top_bins(f: FeatureReference, gref: np.ndarray, gcur: np.ndarray) -> list[dict[str, Any]]:

@@ -1,0 +1,1 @@
+"""Read queries the dashboard's pages run: bounded, index-driven, aggregated in the database."""
