@@ -344,10 +344,10 @@ def test_wrong_secret_is_an_auth_error_naming_the_deployment(sm_servers: tuple[s
 def test_a_slow_model_is_a_timeout(sm_servers: tuple[str, str], sm_state: SageMakerState) -> None:
     e = make_engine(sm_servers, read_timeout=0.5)
     before = sm_state.calls.get("InvokeEndpoint", 0)
-    t0 = time.monotonic()
+    # the fake answers after 1.5 s (with a body that would be a shape error): a timeout error
+    # proves the 0.5 s read timeout applied, with no wall-clock assertion to trip on a busy machine
     with pytest.raises(EngineTimeout) as info:
         e.score(dep("fault-slow"), rows_for(served_models()["credit-risk"], 1), ModelContext(problem_type="binary"))
-    assert time.monotonic() - t0 < 2.5
     assert sm_state.calls["InvokeEndpoint"] - before == 1  # never retried: the model may have run
     _names_engine_and_deployment(info.value, "fault-slow")
     assert info.value.status == 504
