@@ -16,10 +16,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import sqlalchemy as sa
 
 from scrutiny.errors import InvalidInput
-from scrutiny.ingest.batch import RecordBatch, rows_for
+from scrutiny.ingest.batch import RecordBatch, csv_for, rows_for
 from scrutiny.schema import Kind
 from scrutiny.store import Store, bulk, records
 from scrutiny.subscription import Layout, Subscription
@@ -112,10 +113,26 @@ def _insert(
         existing = bulk.existing_ids(conn, name, candidates.tolist())
         if existing:
             fresh = batch.take(~np.isin(batch.ids, list(existing)))
-    bulk.insert_rows(conn, name, [c for c, _ in cols], rows_for(fresh, cols, store.dialect))
+    if len(fresh):
+        _bulk_insert(conn, store.dialect, name, cols, fresh)
     for listener in list(_listeners):
         listener(conn, sub, kind, fresh)
     return WriteResult(len(fresh), n - len(fresh))
+
+
+def _bulk_insert(
+    conn: sa.Connection, dialect: str, name: str, cols: list[tuple[str, Kind | str]], batch: RecordBatch
+) -> None:
+    names = [c for c, _ in cols]
+    if dialect == "postgresql":
+        try:
+            data = csv_for(batch, cols)
+        except pa.ArrowException:
+            log.debug("batch not expressible as Arrow CSV; copying row by row", exc_info=True)
+        else:
+            bulk.copy_csv(conn, name, names, data)
+            return
+    bulk.insert_rows(conn, name, names, rows_for(batch, cols, dialect))
 
 
 def write_batch(

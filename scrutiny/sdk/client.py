@@ -194,7 +194,7 @@ class PayloadLogging:
         scoring_timestamps: Any = None,
         response_times: Any = None,
         batch_size: int = 1000,
-        max_in_flight: int = 2,
+        max_in_flight: int = 4,
     ) -> dict[str, int]:
         """Log payload records, or a DataFrame of inputs with one of outputs (one payload row per row).
 

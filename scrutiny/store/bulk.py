@@ -3,7 +3,7 @@ on PostgreSQL. Rows arrive as tuples already in table-column order; no ORM, no p
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,9 +15,8 @@ def _dbapi(conn: sa.Connection) -> Any:
     return conn.connection.driver_connection
 
 
-def insert_rows(conn: sa.Connection, table: str, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-    if not rows:
-        return
+def insert_rows(conn: sa.Connection, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order; any iterable, consumed once)."""
     prep = conn.dialect.identifier_preparer
     qt = prep.quote(table)
     cols = ", ".join(prep.quote(c) for c in columns)
@@ -39,6 +38,14 @@ def insert_rows(conn: sa.Connection, table: str, columns: Sequence[str], rows: l
     conn.execute(t.insert(), [dict(zip(columns, r, strict=True)) for r in rows])
 
 
+def copy_csv(conn: sa.Connection, table: str, columns: Sequence[str], data: bytes) -> None:
+    """PostgreSQL: ``COPY`` rows already formatted as CSV (``scrutiny.ingest.batch.csv_for``)."""
+    prep = conn.dialect.identifier_preparer
+    cols = ", ".join(prep.quote(c) for c in columns)
+    with _dbapi(conn).cursor() as cur, cur.copy(f"COPY {prep.quote(table)} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+        copy.write(data)
+
+
 def existing_ids(conn: sa.Connection, table: str, ids: list[str], column: str = "scoring_id") -> set[str]:
     """Which of ``ids`` are already stored (the idempotency check before a write)."""
     if not ids:
@@ -48,7 +55,8 @@ def existing_ids(conn: sa.Connection, table: str, ids: list[str], column: str = 
     found: set[str] = set()
     if conn.dialect.name == "postgresql":
         with _dbapi(conn).cursor() as cur:
-            cur.execute(f"SELECT {qc} FROM {qt} WHERE {qc} = ANY(%s)", (ids,))
+            # one array literal as text: psycopg would adapt a Python list element by element
+            cur.execute(f"SELECT {qc} FROM {qt} WHERE {qc} = ANY(%s::text[])", (_text_array(ids),))
             found.update(r[0] for r in cur.fetchall())
         return found
     cur = _dbapi(conn).cursor()
@@ -61,6 +69,11 @@ def existing_ids(conn: sa.Connection, table: str, ids: list[str], column: str = 
     finally:
         cur.close()
     return found
+
+
+def _text_array(values: list[str]) -> str:
+    """A PostgreSQL ``text[]`` literal: every element double-quoted, ``\\`` and ``"`` escaped."""
+    return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
 
 
 def is_duplicate_key(exc: BaseException) -> bool:
