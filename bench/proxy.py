@@ -320,11 +320,13 @@ def count_rows(store_url: str, sub_id: str) -> int:
         eng.dispose()
 
 
-def proxy_metrics(port: int) -> dict[str, float]:
+def proxy_metrics(port: int, key: str) -> dict[str, float]:
     import httpx
 
     out: dict[str, float] = {}
-    for line in httpx.get(f"http://127.0.0.1:{port}/metrics").text.splitlines():
+    r = httpx.get(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {key}"})
+    r.raise_for_status()
+    for line in r.text.splitlines():
         if not line or line.startswith("#"):
             continue
         name, value = line.rsplit(" ", 1)
@@ -418,7 +420,7 @@ def compare(engine: str, args: argparse.Namespace, workdir: Path) -> dict[str, A
             for k, v in rounds.items()
         }
         drained_in = wait_drained(pport)
-        m = proxy_metrics(pport)
+        m = proxy_metrics(pport, key)
         proxied_ok = sum(r["requests"] - r["errors"] for k in ("proxied_latency", "proxied") for r in rounds[k]) + 200
         rows = count_rows(store_url, sub_id)
         result: dict[str, Any] = {
