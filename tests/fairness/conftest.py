@@ -8,7 +8,8 @@ import pytest
 
 from scrutiny.demo import credit
 from scrutiny.subscription import Subscription
-from tests.fairness.fairness_data import ADULT_CATEGORICAL, ADULT_COLUMNS, ADULT_NUMERIC, adult_path, make_subscription
+from tests.datasets import ADULT_COLUMNS
+from tests.fairness.fairness_data import ADULT_CATEGORICAL, ADULT_NUMERIC, adult_path, make_subscription
 
 
 @pytest.fixture(scope="session")

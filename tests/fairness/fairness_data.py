@@ -16,23 +16,6 @@ from scrutiny.schema import Kind, Schema
 from scrutiny.subscription import Layout, Subscription
 from scrutiny.training import compute_statistics
 
-ADULT_COLUMNS = [
-    "age",
-    "workclass",
-    "fnlwgt",
-    "education",
-    "education_num",
-    "marital_status",
-    "occupation",
-    "relationship",
-    "race",
-    "sex",
-    "capital_gain",
-    "capital_loss",
-    "hours_per_week",
-    "native_country",
-    "income",
-]
 ADULT_NUMERIC = ["age", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 ADULT_CATEGORICAL = ["workclass", "marital_status", "occupation", "relationship", "race", "sex"]
 

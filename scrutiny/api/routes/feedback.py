@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from scrutiny.api.auth import LOG, READ, service_of
 from scrutiny.api.models import ERRORS, PayloadPage
 from scrutiny.api.monitor_models import FeedbackResult
-from scrutiny.api.routes.payloads import UnsupportedMediaType, media_type, read_json
+from scrutiny.api.routes.payloads import UnsupportedMediaType, export_response, media_type, read_json
 from scrutiny.ingest.writer import FEEDBACK
 
 router = APIRouter(tags=["feedback logging"], responses=ERRORS)
@@ -111,14 +111,8 @@ def export_feedback(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> StreamingResponse:
-    svc = service_of(request)
-    svc.subscriptions.get(subscription_id)
-    media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
-    return StreamingResponse(
-        svc.payloads.export(subscription_id, format, start=start, end=end, kind=FEEDBACK),
-        media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="feedback-{subscription_id}.{format}"'},
-    )
+    """The feedback table (or a time window of it) as CSV or Parquet, streamed in constant memory."""
+    return export_response(request, subscription_id, format, start, end, FEEDBACK)
 
 
 @router.post(

@@ -120,12 +120,19 @@ def export_payloads(
     end: datetime | None = None,
 ) -> StreamingResponse:
     """The payload table (or a time window of it) as CSV or Parquet, streamed in constant memory."""
+    return export_response(request, subscription_id, format, start, end, PAYLOAD)
+
+
+def export_response(
+    request: Request, subscription_id: str, format: str, start: datetime | None, end: datetime | None, kind: str
+) -> StreamingResponse:
+    """A record table as a streamed CSV or Parquet download (payload or feedback)."""
     svc = service_of(request)
     svc.subscriptions.get(subscription_id)  # 404 before streaming starts
     media = "text/csv" if format == "csv" else "application/vnd.apache.parquet"
-    filename = f"payload-{subscription_id}.{format}"
+    filename = f"{kind}-{subscription_id}.{format}"
     return StreamingResponse(
-        svc.payloads.export(subscription_id, format, start=start, end=end),
+        svc.payloads.export(subscription_id, format, start=start, end=end, kind=kind),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
