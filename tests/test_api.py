@@ -292,6 +292,52 @@ def test_openscale_compatible_path(client, engine_server, german) -> None:  # ty
     assert client.get(f"/v1/subscriptions/{sid}/payloads").json()["total"] == 3
 
 
+def test_openscale_request_for_two_subscriptions_is_stored_whole_or_not_at_all(
+    service, client, engine_server, german
+) -> None:  # type: ignore[no-untyped-def]
+    """One OpenScale request may log to several subscriptions: if the store refuses the rows of
+    the second, none of the first are kept either (a real trigger makes the store refuse)."""
+    bid, sid1 = bind_and_subscribe(client, engine_server.url)
+    r = client.post(
+        "/v1/subscriptions",
+        json={
+            "binding_id": bid,
+            "deployment_id": "credit-risk",
+            "asset_properties": {"problem_type": "binary", "feature_fields": credit.FEATURES, "labels": credit.LABELS},
+        },
+    )
+    assert r.status_code == 201, r.text
+    sid2 = r.json()["id"]
+    dm = client.get("/v1/data_marts").json()["data_marts"][0]["id"]
+
+    def recs(sid: str, prefix: str) -> list[dict]:  # type: ignore[type-arg]
+        return [
+            dict(rec, binding_id=bid, subscription_id=sid, deployment_id="credit-risk")
+            for rec in records(german, 3, scoring_id=prefix)
+        ]
+
+    assert client.post(f"/v1/data_marts/{dm}/scoring_payloads", json=recs(sid2, "first-")).status_code == 202
+    table2 = service.subscriptions.get(sid2).layout.payload_table
+    with service.store.engine.begin() as conn:
+        if service.store.dialect == "postgresql":
+            conn.exec_driver_sql(
+                "CREATE FUNCTION refuse_rows() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+                " LANGUAGE plpgsql"
+            )
+            conn.exec_driver_sql(
+                f'CREATE TRIGGER refuse BEFORE INSERT ON "{table2}" FOR EACH STATEMENT EXECUTE FUNCTION refuse_rows()'
+            )
+        else:
+            conn.exec_driver_sql(
+                f"CREATE TRIGGER refuse BEFORE INSERT ON \"{table2}\" BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    r = client.post(f"/v1/data_marts/{dm}/scoring_payloads", json=[*recs(sid1, "a-"), *recs(sid2, "b-")])
+    assert r.status_code == 500 and r.json()["error"]["code"] == "store_error", r.text
+    assert "refused" in r.json()["error"]["message"]
+    assert client.get(f"/v1/subscriptions/{sid1}/payloads").json()["total"] == 0
+    assert client.get(f"/v1/subscriptions/{sid2}/payloads").json()["total"] == 3
+
+
 def test_authentication_and_roles(api, client, engine_server, german) -> None:  # type: ignore[no-untyped-def]
     import httpx
 

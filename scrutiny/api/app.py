@@ -111,6 +111,29 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(exc.status_code, code, str(exc.detail))
 
+    async def store_error(request: Request, exc: Exception) -> JSONResponse:
+        """Database errors answer in JSON here rather than in the last-resort handler, which
+        Starlette follows with a re-raise that makes the server drop the connection."""
+        if is_store_outage(exc):
+            log.error("store unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+            return error_response(503, "store_unavailable", "the data mart is unavailable; nothing was stored")
+        orig = getattr(exc, "orig", None) or exc
+        first_line = (str(orig).strip().splitlines() or [""])[0][:200]
+        log.error("store error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(
+            500,
+            "store_error",
+            f"the data mart refused the operation, which was rolled back: {orig.__class__.__name__}: {first_line}",
+        )
+
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+
+    for cls in (DBAPIError, sqlite3.Error, psycopg.Error):
+        app.add_exception_handler(cls, store_error)
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         if is_store_outage(exc):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
@@ -140,41 +140,60 @@ def write_batch(
 ) -> WriteResult:
     """Store ``batch`` in the subscription's ``kind`` table, in its own transaction. Rows already
     stored are skipped; a batch that introduces columns widens the table first."""
-    layout = layout or sub.layout
-    n = len(batch)
-    if n == 0:
-        return WriteResult(0, 0)
-    batch = _unique_rows(batch)
-    needs_layout = layout != sub.layout
-    lock = _lock(sub.id) if needs_layout else None
-    if lock is not None:
+    return write_batches(store, [(sub, batch, layout)], kind)[0]
+
+
+def write_batches(
+    store: Store, items: Sequence[tuple[Subscription, RecordBatch, Layout | None]], kind: str = PAYLOAD
+) -> list[WriteResult]:
+    """Store several subscriptions' batches in one transaction: all of them or none (the
+    OpenScale path, whose one request may carry records of several subscriptions)."""
+    jobs = [
+        (i, sub, _unique_rows(batch), layout or sub.layout, len(batch))
+        for i, (sub, batch, layout) in enumerate(items)
+        if len(batch)
+    ]
+    widening = sorted({sub.id for _, sub, _, layout, _ in jobs if layout != sub.layout})
+    locks = [_lock(sub_id) for sub_id in widening]  # always taken in the same order: no deadlock
+    for lock in locks:
         lock.acquire()
     try:
         for attempt in (1, 2):
             try:
+                results = [WriteResult(0, 0) for _ in items]
+                if not jobs:
+                    return results
                 with store.write() as conn:
-                    current = sub
-                    if needs_layout:
-                        current = store.catalog.get_subscription(sub.id, conn)
-                        merged = _merge_layout(current.layout, layout)
-                        if merged != current.layout or not records.exists(conn, merged.payload_table):
-                            layout = _widen(conn, store, current, merged)
-                        else:
-                            layout = merged
-                    elif not layout.complete:
-                        raise InvalidInput("the subscription has no schema yet; log a payload record first")
-                    result = _insert(conn, store, current, layout, batch, kind)
-                result.duplicates += n - len(batch)
-                return result
+                    for i, sub, batch, layout, n in jobs:
+                        current, layout = _current_layout(conn, store, sub, layout)
+                        results[i] = _insert(conn, store, current, layout, batch, kind)
+                        results[i].duplicates += n - len(batch)
+                return results
             except Exception as exc:
                 # a concurrent writer stored some of these ids first: check again, once
                 if attempt == 2 or not bulk.is_duplicate_key(exc):
                     raise
-                log.info("concurrent write of the same scoring ids to %s; retrying", sub.id)
+                log.info("concurrent write of the same scoring ids; retrying")
         raise AssertionError("unreachable")  # pragma: no cover
     finally:
-        if lock is not None:
+        for lock in reversed(locks):
             lock.release()
+
+
+def _current_layout(
+    conn: sa.Connection, store: Store, sub: Subscription, layout: Layout
+) -> tuple[Subscription, Layout]:
+    """Inside the write transaction: the subscription as stored and the layout to write with,
+    widening the table first if the batch brought new columns."""
+    if layout == sub.layout:
+        if not layout.complete:
+            raise InvalidInput("the subscription has no schema yet; log a payload record first")
+        return sub, layout
+    current = store.catalog.get_subscription(sub.id, conn)
+    merged = _merge_layout(current.layout, layout)
+    if merged != current.layout or not records.exists(conn, merged.payload_table):
+        return current, _widen(conn, store, current, merged)
+    return current, merged
 
 
 @dataclass

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.ingest.payloads import parse_payloads
-from scrutiny.ingest.writer import PAYLOAD, WriteResult, table_columns, table_name, write_batch
+from scrutiny.ingest.writer import PAYLOAD, WriteResult, table_columns, table_name, write_batches
 from scrutiny.store import records
 from scrutiny.subscription import SCORING_TIMESTAMP, Subscription
 
@@ -71,8 +71,8 @@ class PayloadService:
                     exc.reason, record=original, row=exc.context.get("row"), field=exc.context.get("field")
                 ) from None
         total = WriteResult(0, 0, len(body))
-        for sub, parsed in parsed_all:
-            r = write_batch(self.service.store, sub, parsed.batch, parsed.layout, PAYLOAD)
+        writes = [(sub, parsed.batch, parsed.layout) for sub, parsed in parsed_all]
+        for r in write_batches(self.service.store, writes, PAYLOAD):  # one transaction: all or nothing
             total.stored += r.stored
             total.duplicates += r.duplicates
         return total
