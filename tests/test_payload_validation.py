@@ -48,7 +48,13 @@ CASES: list[tuple[str, Callable[[list[dict[str, Any]]], None], dict[str, Any], s
         "integer beyond 64 bits",
         lambda b: _set(b[2], 1, AGE, 2**70),
         {"record": 2, "row": 2, "field": "Age"},
-        "out of the 64-bit integer range",
+        "beyond ±2**53",
+    ),
+    (
+        "integer that float64 would round",
+        lambda b: _set(b[3], 0, AGE, 2**53 + 1),
+        {"record": 3, "row": 1, "field": "Age"},
+        "beyond ±2**53",
     ),
     (
         "fraction in an integer column",

@@ -85,12 +85,22 @@ def to_numbers(values: Values, field: str, locate: Locate, *, integer: bool = Fa
     return arr
 
 
+EXACT_INT = 2.0**53  # numbers travel as float64: beyond this an integer would be stored rounded
+
+
 def _check_int64(arr: np.ndarray, values: Values, field: str, locate: Locate) -> None:
-    """Integer columns are bigint: a larger value would be stored as garbage."""
-    big = np.flatnonzero(np.abs(arr) >= 2.0**63)  # NaN compares False
+    """An integer beyond 2**53 cannot be carried exactly (numbers are float64 columns on the way
+    to the bigint column): refuse it rather than store a neighbouring number."""
+    big = np.flatnonzero(np.abs(arr) >= EXACT_INT)  # NaN compares False; 2**53 + 1 arrives as 2**53
     if big.size:
         pos = int(big[0])
-        raise _fail(f"{values[pos]!r} is out of the 64-bit integer range", pos, field, locate)
+        raise _fail(
+            f"{values[pos]!r} is beyond ±2**53, the largest integers stored exactly"
+            " (declare the field as a string to keep such identifiers)",
+            pos,
+            field,
+            locate,
+        )
 
 
 def to_strings(values: Values, field: str, locate: Locate) -> np.ndarray:
