@@ -86,6 +86,8 @@ def test_dashboard() -> None:
         ("drift_core.py", ["--rows", "20000", "--sizes", "1000"]),
         ("fairness_core.py", ["--rows", "20000", "--repeat", "1", "--no-db"]),
         ("engine_formats.py", ["--rows", "101", "--repeat", "1"]),
+        ("engines_cloud.py", []),
+        ("drift_calibration.py", ["--seeds", "1"]),
     ],
 )
 def test_cores(script: str, args: list[str]) -> None:
