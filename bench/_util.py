@@ -90,42 +90,54 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(database_url: str | None = None, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, str, int]]:
-    """``scrutiny serve`` in its own process; yields (url, api key, pid)."""
+def serve_process(
+    data_dir: str,
+    key: str,
+    database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    start_timeout: float = 60,
+) -> Iterator[tuple[str, int]]:
+    """``scrutiny serve [args]`` on ``data_dir`` in its own process, admitting ``key``; yields (url, pid)."""
     port = free_port()
-    key = "scr_bench_" + os.urandom(8).hex()
-    with tempfile.TemporaryDirectory() as d:
-        env = {**os.environ, "SCRUTINY_DATA_DIR": d, "SCRUTINY_API_KEY": key, **(extra_env or {})}
-        env.pop("SCRUTINY_DATABASE_URL", None)
-        if database_url:
-            env["SCRUTINY_DATABASE_URL"] = database_url
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "scrutiny", "serve", "--port", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"server did not start: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}"
-                    )
-                time.sleep(0.1)
-            yield url, key, proc.pid
-        finally:
-            proc.terminate()
+    env = {**os.environ, "SCRUTINY_DATA_DIR": data_dir, "SCRUTINY_API_KEY": key, **(extra_env or {})}
+    env.pop("SCRUTINY_DATABASE_URL", None)
+    if database_url:
+        env["SCRUTINY_DATABASE_URL"] = database_url
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "scrutiny", "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
             try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
+                raise RuntimeError(f"scrutiny serve did not start: {err}")
+            time.sleep(0.1)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def server(database_url: str | None = None, extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, str, int]]:
+    """``scrutiny serve`` in its own process on a fresh data directory; yields (url, api key, pid)."""
+    key = "scr_bench_" + os.urandom(8).hex()
+    with tempfile.TemporaryDirectory() as d, serve_process(d, key, database_url, extra_env) as (url, pid):
+        yield url, key, pid
 
 
 def pg_available(url: str) -> str | None:

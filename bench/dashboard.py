@@ -29,7 +29,6 @@ import argparse
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import emit, free_port, peak_rss_mb, pg_available, pg_schema
+from _util import emit, peak_rss_mb, pg_available, pg_schema, serve_process
 
 PG_URL = os.environ.get("SCRUTINY_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 TARGET_MS = 300.0
@@ -204,39 +203,10 @@ def copy_of(m: dict[str, Any], at: Any) -> dict[str, Any]:
 
 @contextmanager
 def serve(data_dir: str, database_url: str | None, key: str) -> Any:
-    """``scrutiny serve`` on the store in its own process."""
-    port = free_port()
-    env = {**os.environ, "SCRUTINY_DATA_DIR": data_dir, "SCRUTINY_API_KEY": key}
-    env.pop("SCRUTINY_DATABASE_URL", None)
-    if database_url:
-        env["SCRUTINY_DATABASE_URL"] = database_url
-    proc = subprocess.Popen(
-        # without the scheduler: a monitor run over the million rows must not land inside a timing
-        [sys.executable, "-m", "scrutiny", "serve", "--port", str(port), "--no-scheduler"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-                raise RuntimeError(f"scrutiny serve did not start: {err}")
-            time.sleep(0.2)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    """``scrutiny serve`` on the store in its own process; yields (url, pid)."""
+    # without the scheduler: a monitor run over the million rows must not land inside a timing
+    with serve_process(data_dir, key, database_url, args=("--no-scheduler",), start_timeout=120) as running:
+        yield running
 
 
 def pages(ids: dict[str, str], client: httpx.Client) -> dict[str, str]:
