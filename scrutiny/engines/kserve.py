@@ -23,29 +23,15 @@ from scrutiny.errors import InvalidInput, NotFound
 
 PROTOCOLS = ("v1", "v2")
 INSTANCE_FORMATS = ("list", "dict")
-MODEL_OPTIONS = (
-    "instance_format",
-    "input_layout",
-    "output_roles",
-    "outputs",
-    "output_mode",
-    "input_name",
-    "max_batch_rows",
-)
+# how a model's requests and responses are shaped: per model, or for the binding as a default
+SHAPE_OPTIONS = ("instance_format", "input_layout", "output_roles", "outputs", "output_mode", "input_name")
+MODEL_OPTIONS = (*SHAPE_OPTIONS, "max_batch_rows")
 
 
 class KServeEngine(HttpEngine):
     engine_type = "kserve"
     aliases = ("kserve_v1", "open_inference_protocol")
-    public_keys: ClassVar[frozenset[str]] = Engine.public_keys | {
-        "models",
-        "instance_format",
-        "input_layout",
-        "output_roles",
-        "outputs",
-        "output_mode",
-        "input_name",
-    }
+    public_keys: ClassVar[frozenset[str]] = Engine.public_keys | {"models", *SHAPE_OPTIONS}
     required_keys = ("url",)
 
     @classmethod

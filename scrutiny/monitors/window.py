@@ -102,12 +102,7 @@ def resolve(conn: sa.Connection, sub: Subscription, mon: Monitor, plan_id: str, 
                 flt = _bucket_filter(info, end)
                 flt.start = max(start, info.bucket)
                 k += count_rows(conn, sub, mon.table, flt)
-    n_rows = k
-    if window.min_rows is not None:
-        n_rows = max(n_rows, window.min_rows)
-    if window.max_rows is not None:
-        n_rows = min(n_rows, window.max_rows)
-    n_rows = min(n_rows, total)
+    n_rows = _rows_to_take(window, k, total)
 
     out = Resolved(window=window, rows=n_rows)
     taken = 0
@@ -136,6 +131,17 @@ def resolve(conn: sa.Connection, sub: Subscription, mon: Monitor, plan_id: str, 
     return out
 
 
+def _rows_to_take(window: Window, in_window: int, total: int) -> int:
+    """Rows in the window, raised to ``min_rows`` (older rows fill in) and capped by ``max_rows``
+    (the most recent) and by the rows there are."""
+    n_rows = in_window
+    if window.min_rows is not None:
+        n_rows = max(n_rows, window.min_rows)
+    if window.max_rows is not None:
+        n_rows = min(n_rows, window.max_rows)
+    return min(n_rows, total)
+
+
 def _bucket_filter(info: BucketInfo, end: datetime | None) -> Filter:
     stop = info.bucket + BUCKET_DELTA
     return Filter(start=info.bucket, end=min(stop, end) if end is not None else stop)
@@ -146,12 +152,7 @@ def resolve_rows(conn: sa.Connection, sub: Subscription, mon: Monitor, window: W
     end, start = window.end, window.start
     total = count_rows(conn, sub, mon.table, Filter(end=end))
     k = total if start is None else count_rows(conn, sub, mon.table, Filter(start=start, end=end))
-    n_rows = k
-    if window.min_rows is not None:
-        n_rows = max(n_rows, window.min_rows)
-    if window.max_rows is not None:
-        n_rows = min(n_rows, window.max_rows)
-    n_rows = min(n_rows, total)
+    n_rows = _rows_to_take(window, k, total)
     out = Resolved(window=window, rows=n_rows)
     if n_rows == 0:
         return out

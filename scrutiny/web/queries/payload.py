@@ -171,22 +171,14 @@ def _typed(sub: Subscription, column: str, op: str, text: str) -> Any:
         if kind is not Kind.STR:
             raise InvalidInput("'contains' applies to text columns", field=column)
         return text
-    if kind is Kind.INT:
+    if kind is Kind.INT or kind is Kind.FLOAT:
         try:
             f = float(text)
         except ValueError:
             raise InvalidInput(f"{text!r} is not a number", field=column) from None
         if not math.isfinite(f):
             raise InvalidInput(f"{text!r} is not a finite number", field=column)
-        return int(f) if f.is_integer() else f
-    if kind is Kind.FLOAT:
-        try:
-            f = float(text)
-        except ValueError:
-            raise InvalidInput(f"{text!r} is not a number", field=column) from None
-        if not math.isfinite(f):
-            raise InvalidInput(f"{text!r} is not a finite number", field=column)
-        return f
+        return int(f) if kind is Kind.INT and f.is_integer() else f
     if kind is Kind.BOOL:
         low = text.strip().lower()
         if low in ("true", "1", "yes"):
