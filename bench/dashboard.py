@@ -79,7 +79,7 @@ def build_store(settings: Any, engine_url: str, rows: int, runs: int, history: i
     from scrutiny.demo import credit
     from scrutiny.ingest.arrow import parse_arrow
     from scrutiny.ingest.writer import PAYLOAD, write_batch
-    from scrutiny.monitors import measurements as ms
+    from scrutiny.monitors.run import measurements as ms
     from scrutiny.sdk.records import frames_to_arrow
     from scrutiny.service import Service
     from scrutiny.store.types import utcnow
@@ -179,7 +179,7 @@ def copy_of(m: dict[str, Any], at: Any) -> dict[str, Any]:
     """A stored measurement's row, moved to ``at`` (chart history)."""
     import uuid
 
-    from scrutiny.monitors.reader import parse_iso
+    from scrutiny.monitors.run.reader import parse_iso
 
     w = m["window"]
     return {

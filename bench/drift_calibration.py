@@ -29,11 +29,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from scrutiny.core.training_stats import compute_statistics
 from scrutiny.demo import credit
-from scrutiny.monitors.drift import DriftHistograms, DriftReference, evaluate
-from scrutiny.monitors.drift.data_drift import ALPHA, JS_THRESHOLD
-from scrutiny.training import compute_statistics
-from tests.drift_helpers import (
+from scrutiny.monitors.builtin.drift import DriftHistograms, DriftReference, evaluate
+from scrutiny.monitors.builtin.drift.data_drift import ALPHA, JS_THRESHOLD
+from tests.support.drift import (
     ADULT_CATEGORICAL,
     ADULT_FEATURES,
     ADULT_NUMERIC,

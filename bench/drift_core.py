@@ -48,8 +48,8 @@ def columns(df: Any) -> dict[str, np.ndarray]:
 
 
 def scrutiny_core(ref_df: Any, cur_cols: dict[str, np.ndarray], n: int, buckets: int) -> dict[str, Any]:
-    from scrutiny.monitors.drift import DriftHistograms, DriftReference, evaluate
-    from scrutiny.training import compute_statistics
+    from scrutiny.core.training_stats import compute_statistics
+    from scrutiny.monitors.builtin.drift import DriftHistograms, DriftReference, evaluate
 
     t: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -100,7 +100,7 @@ def scrutiny_core(ref_df: Any, cur_cols: dict[str, np.ndarray], n: int, buckets:
 
 
 def verdicts(ref: Any, cur_cols: dict[str, np.ndarray], n: int) -> list[str]:
-    from scrutiny.monitors.drift import DriftHistograms, evaluate
+    from scrutiny.monitors.builtin.drift import DriftHistograms, evaluate
 
     return evaluate(ref, DriftHistograms.from_columns(ref, cur_cols, n)).drifted
 

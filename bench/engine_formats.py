@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _util import FEATURES, NUM_COLS, emit, make_frame, make_outputs
 
-from scrutiny.common import ScoringRequest, parse_scoring_response
+from scrutiny.core.scoring_format import ScoringRequest, parse_scoring_response
 from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeResponse
-from scrutiny.engines.kserve import KServeEngine
-from scrutiny.engines.mlflow import REQUEST_FORMATS, MlflowEngine
+from scrutiny.engines.kserve.engine import KServeEngine
+from scrutiny.engines.mlflow.engine import REQUEST_FORMATS, MlflowEngine
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> float:

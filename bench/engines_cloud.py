@@ -31,13 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the fake servers live with the tests (the package ``tests``)
 
 from scrutiny._server import BackgroundServer  # noqa: E402
-from scrutiny.common import ScoringRequest  # noqa: E402
+from scrutiny.core.outputs import normalize_rows  # noqa: E402
+from scrutiny.core.scoring_format import ScoringRequest  # noqa: E402
 from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeResponse  # noqa: E402
-from scrutiny.engines import sagemaker_codec as codec  # noqa: E402
-from scrutiny.engines.azure_service import AzureServiceEngine  # noqa: E402
-from scrutiny.engines.azure_studio import AzureStudioEngine  # noqa: E402
-from scrutiny.engines.sagemaker import SageMakerEngine  # noqa: E402
-from scrutiny.outputs import normalize_rows  # noqa: E402
+from scrutiny.engines.azure.service import AzureServiceEngine  # noqa: E402
+from scrutiny.engines.azure.studio import AzureStudioEngine  # noqa: E402
+from scrutiny.engines.sagemaker import codec  # noqa: E402
+from scrutiny.engines.sagemaker.engine import SageMakerEngine  # noqa: E402
 from tests.servers.azure import create_azure_app, default_state, legacy_url, principal  # noqa: E402
 from tests.servers.models import sample_rows, served_models  # noqa: E402
 from tests.servers.sagemaker import ACCESS_KEY, SECRET_KEY, create_sagemaker_app  # noqa: E402

@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scrutiny.monitors.fairness.binning import numeric_edges
-from scrutiny.monitors.fairness.counting import FairnessCounts, count_columns
-from scrutiny.monitors.fairness.evaluate import evaluate_attribute
-from scrutiny.monitors.fairness.spec import AttributeSpec, FairnessSpec, OutcomeSpec
+from scrutiny.monitors.builtin.fairness.binning import numeric_edges
+from scrutiny.monitors.builtin.fairness.counting import FairnessCounts, count_columns
+from scrutiny.monitors.builtin.fairness.evaluate import evaluate_attribute
+from scrutiny.monitors.builtin.fairness.spec import AttributeSpec, FairnessSpec, OutcomeSpec
 
 PG_URL = os.environ.get("SCRUTINY_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 
@@ -132,7 +132,7 @@ def database(url: str, cols: dict[str, np.ndarray], s: FairnessSpec, repeat: int
     import sqlalchemy as sa
 
     from scrutiny.ingest.batch import timestamp_texts
-    from scrutiny.monitors.fairness import sql
+    from scrutiny.monitors.builtin.fairness import sql
     from scrutiny.store import bulk
     from scrutiny.store.database import create_db_engine
     from scrutiny.store.types import UTCDateTime

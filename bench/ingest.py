@@ -138,10 +138,10 @@ def raw_baseline(
     name: str, url: str | None, layout: dict[str, Any], inputs: Any, outputs: Any, batch: int
 ) -> dict[str, Any]:
     """The same rows straight into an identical table: the driver's fastest path, insert time only."""
+    from scrutiny.core.subscription import Layout
     from scrutiny.ingest.writer import table_columns
     from scrutiny.store import records as rec_tables
     from scrutiny.store.database import create_db_engine
-    from scrutiny.subscription import Layout
 
     lay = Layout.from_dict(layout)
     lay.payload_table = "raw_baseline"

@@ -67,8 +67,8 @@ def outputs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def record_batch(
     start: int, n: int, t0: np.datetime64, span_us: int, total: int, prefix: str, seed: int, feedback: bool
 ) -> Any:
+    from scrutiny.core.schema import Kind
     from scrutiny.ingest.batch import RecordBatch
-    from scrutiny.schema import Kind
 
     frame = make_frame(n, seed=seed + start)
     proba, pred, truth = outputs(n, seed + start)

@@ -24,12 +24,12 @@ from scrutiny.engines.errors import EngineError
 from scrutiny.errors import InvalidInput
 
 _BUILTIN: dict[str, str] = {
-    "custom": "scrutiny.engines.custom:CustomEngine",
-    "sagemaker": "scrutiny.engines.sagemaker:SageMakerEngine",
-    "azure_ml_studio": "scrutiny.engines.azure_studio:AzureStudioEngine",
-    "azure_ml_service": "scrutiny.engines.azure_service:AzureServiceEngine",
-    "mlflow": "scrutiny.engines.mlflow:MlflowEngine",
-    "kserve": "scrutiny.engines.kserve:KServeEngine",
+    "custom": "scrutiny.engines.custom.engine:CustomEngine",
+    "sagemaker": "scrutiny.engines.sagemaker.engine:SageMakerEngine",
+    "azure_ml_studio": "scrutiny.engines.azure.studio:AzureStudioEngine",
+    "azure_ml_service": "scrutiny.engines.azure.service:AzureServiceEngine",
+    "mlflow": "scrutiny.engines.mlflow.engine:MlflowEngine",
+    "kserve": "scrutiny.engines.kserve.engine:KServeEngine",
 }
 # OpenScale service_type names accepted as aliases (contract §1.2).
 _ALIASES: dict[str, str] = {

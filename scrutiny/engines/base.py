@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from scrutiny.common import ScoringRequest, ScoringResponse
+from scrutiny.core.scoring_format import ScoringRequest, ScoringResponse
 from scrutiny.engines.errors import EngineError, EngineResponseShape
 
 INTERNAL_HEADER = "X-Scrutiny-Internal"

@@ -6,7 +6,7 @@ back. Responses: the ``predictions`` list, which is one of
 * scalars (``predict``): a prediction per row, or P(second label) when the model serves
   ``predict_proba`` of a binary model through a one-column output;
 * vectors (``predict_proba``): a probability vector per row; the prediction is then derived from
-  the subscription's label order by ``scrutiny.outputs.normalize`` (the row is flagged derived);
+  the subscription's label order by ``scrutiny.core.outputs.normalize`` (the row is flagged derived);
 * records (a DataFrame returned by a pyfunc or a custom model): the keys are the output fields;
 * a dict of columns.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from scrutiny.common import ScoringRequest, ScoringResponse, Table
+from scrutiny.core.scoring_format import ScoringRequest, ScoringResponse, Table
 from scrutiny.engines.base import ModelContext
 from scrutiny.errors import InvalidInput
 

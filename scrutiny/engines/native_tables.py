@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from scrutiny.common import ScoringRequest, ScoringResponse
+from scrutiny.core.scoring_format import ScoringRequest, ScoringResponse
 from scrutiny.engines.base import ModelContext
 from scrutiny.errors import InvalidInput
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from scrutiny.core.schema import Kind
+from scrutiny.core.subscription import Subscription
 from scrutiny.errors import Conflict, InvalidInput
-from scrutiny.schema import Kind
-from scrutiny.subscription import Subscription
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class FeatureSpace:
     def from_statistics(
         cls, stats: dict[str, Any], names: list[str], kinds: dict[str, Kind], *, owner: str = "the model"
     ) -> FeatureSpace:
-        """The space of ``names`` from statistics made by ``scrutiny.training.compute_statistics``."""
+        """The space of ``names`` from statistics made by ``scrutiny.core.training_stats.compute_statistics``."""
         features: list[Feature] = []
         for name in names:
             fstats = stats["features"].get(name)

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from scrutiny.common import ScoringRequest
+from scrutiny.core.outputs import class_indices, normalize_rows
+from scrutiny.core.scoring_format import ScoringRequest
+from scrutiny.core.subscription import Subscription
 from scrutiny.engines.errors import EngineResponseShape
 from scrutiny.errors import InvalidInput, ScrutinyError
-from scrutiny.outputs import class_indices, normalize_rows
-from scrutiny.subscription import Subscription
 
 if TYPE_CHECKING:
     from scrutiny.service import Service
@@ -109,7 +109,7 @@ class Scorer:
         return self._normalize(parts)
 
     def _normalize(self, parts: list[Any]) -> Scored:
-        from scrutiny.common import ScoringResponse
+        from scrutiny.core.scoring_format import ScoringResponse
 
         response = ScoringResponse.concat(parts)
         props = self.sub.properties

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import sqlalchemy as sa
 
-from scrutiny.common import ScoringRequest, parse_scoring_request
+from scrutiny.core.scoring_format import ScoringRequest, parse_scoring_request
+from scrutiny.core.subscription import PREDICTION_PROBABILITY, SCORING_ID, Subscription
 from scrutiny.errors import InvalidInput, NotFound, ScrutinyError
 from scrutiny.explain.contrastive import ContrastiveOptions, explain_contrastive
 from scrutiny.explain.features import FeatureSpace
@@ -37,7 +38,6 @@ from scrutiny.explain.store import ERROR, FINISHED, IN_PROGRESS, Explanation, Ex
 from scrutiny.ingest.writer import PAYLOAD, table_columns, table_name
 from scrutiny.store import records
 from scrutiny.store.types import utcnow
-from scrutiny.subscription import PREDICTION_PROBABILITY, SCORING_ID, Subscription
 
 if TYPE_CHECKING:
     from scrutiny.service import Service

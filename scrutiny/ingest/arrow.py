@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from scrutiny.core.subscription import Subscription
 from scrutiny.errors import InvalidInput, PayloadTooLarge
 from scrutiny.ingest.batch import new_ids
 from scrutiny.ingest.payloads import (
@@ -33,7 +34,6 @@ from scrutiny.ingest.payloads import (
     finish,
     parse_timestamp,
 )
-from scrutiny.subscription import Subscription
 
 CONTENT_TYPE = "application/vnd.apache.arrow.stream"
 ROLE = b"scrutiny.role"

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from scrutiny.schema import Kind
+from scrutiny.core.schema import Kind
 
 US = np.timedelta64(1, "us")
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from scrutiny.core.schema import Kind
 from scrutiny.errors import InvalidInput
-from scrutiny.schema import Kind
 
 NoneType = type(None)
 _NUMBER_OK = frozenset({int, float, NoneType})

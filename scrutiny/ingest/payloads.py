@@ -25,13 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from scrutiny.common import decode_json_string
-from scrutiny.errors import InvalidInput
-from scrutiny.ingest.batch import RecordBatch, new_ids
-from scrutiny.ingest.columns import Locate, convert, to_numbers
-from scrutiny.outputs import normalize
-from scrutiny.schema import RESERVED, Column, Kind, Schema, check_name, infer_kind
-from scrutiny.subscription import (
+from scrutiny.core.outputs import normalize
+from scrutiny.core.schema import RESERVED, Column, Kind, Schema, check_name, infer_kind
+from scrutiny.core.scoring_format import decode_json_string
+from scrutiny.core.subscription import (
     ASSET_REVISION,
     DEPLOYMENT_ID,
     PREDICTION_PROBABILITY,
@@ -40,6 +37,9 @@ from scrutiny.subscription import (
     Subscription,
     kind_of_labels,
 )
+from scrutiny.errors import InvalidInput
+from scrutiny.ingest.batch import RecordBatch, new_ids
+from scrutiny.ingest.columns import Locate, convert, to_numbers
 
 MAX_ID_LENGTH = 200
 Col = Sequence[Any] | np.ndarray

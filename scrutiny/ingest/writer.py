@@ -19,11 +19,11 @@ import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 
+from scrutiny.core.schema import Kind
+from scrutiny.core.subscription import Layout, Subscription
 from scrutiny.errors import InvalidInput
 from scrutiny.ingest.batch import RecordBatch, csv_for, rows_for
-from scrutiny.schema import Kind
 from scrutiny.store import Store, bulk, records
-from scrutiny.subscription import Layout, Subscription
 
 log = logging.getLogger("scrutiny.ingest")
 
@@ -282,7 +282,7 @@ def _merge_layout(current: Layout, proposed: Layout) -> Layout:
     """Combine what is stored with what a batch introduced (another batch may have widened it meanwhile)."""
     from dataclasses import replace
 
-    from scrutiny.schema import Schema
+    from scrutiny.core.schema import Schema
 
     features = current.features if current.features else proposed.features
     extra_cols = list(current.extra.columns)

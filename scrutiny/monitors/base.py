@@ -143,10 +143,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
-    from scrutiny.common import ScoringRequest
+    from scrutiny.core.scoring_format import ScoringRequest
+    from scrutiny.core.subscription import Subscription
     from scrutiny.ingest.batch import RecordBatch
     from scrutiny.service import Service
-    from scrutiny.subscription import Subscription
 
 PAYLOAD = "payload"
 FEEDBACK = "feedback"
@@ -305,7 +305,7 @@ class KnownValues(Protocol):
 
 
 class Run(Protocol):
-    """What ``evaluate`` sees (implemented by ``scrutiny.monitors.runner.RunContext``)."""
+    """What ``evaluate`` sees (implemented by ``scrutiny.monitors.run.runner.RunContext``)."""
 
     @property
     def sub(self) -> Subscription: ...

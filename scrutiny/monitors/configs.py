@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from scrutiny.core.subscription import Subscription
 from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.ingest.writer import table_name
 from scrutiny.monitors import partials
 from scrutiny.monitors.base import LimitType, Monitor, Schedule, Threshold, base_metric
-from scrutiny.monitors.reader import iso
+from scrutiny.monitors.run.reader import iso
 from scrutiny.monitors.tables import monitor_configs
 from scrutiny.store import records
 from scrutiny.store.types import utcnow
-from scrutiny.subscription import Subscription
 
 if TYPE_CHECKING:
     from scrutiny.store import Store

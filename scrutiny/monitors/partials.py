@@ -26,14 +26,14 @@ import orjson
 import pandas as pd
 import sqlalchemy as sa
 
+from scrutiny.core.subscription import Subscription
 from scrutiny.ingest import writer
 from scrutiny.ingest.batch import RecordBatch
 from scrutiny.monitors import registry
 from scrutiny.monitors.base import Monitor, Partial
-from scrutiny.monitors.reader import read_batches, to_datetime
+from scrutiny.monitors.run.reader import read_batches, to_datetime
 from scrutiny.monitors.tables import monitor_configs, monitor_partials
 from scrutiny.store.types import utcnow
-from scrutiny.subscription import Subscription
 
 log = logging.getLogger("scrutiny.monitors")
 

@@ -12,10 +12,10 @@ log = logging.getLogger("scrutiny.monitors")
 
 # name -> "module:Class"; a module that is not installed leaves its monitor unavailable.
 _BUILTIN: dict[str, str] = {
-    "quality": "scrutiny.monitors.quality:QualityMonitor",
-    "fairness": "scrutiny.monitors.fairness:FairnessMonitor",
-    "drift": "scrutiny.monitors.drift:DriftMonitor",
-    "performance": "scrutiny.monitors.performance:PerformanceMonitor",
+    "quality": "scrutiny.monitors.builtin.quality.monitor:QualityMonitor",
+    "fairness": "scrutiny.monitors.builtin.fairness:FairnessMonitor",
+    "drift": "scrutiny.monitors.builtin.drift:DriftMonitor",
+    "performance": "scrutiny.monitors.builtin.performance.monitor:PerformanceMonitor",
 }
 _monitors: dict[str, Monitor] = {}
 _missing: set[str] = set()

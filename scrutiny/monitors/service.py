@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from scrutiny.monitors import alerts, configs, partials, registry, runner
-from scrutiny.monitors import measurements as ms
+from scrutiny.monitors import configs, partials, registry
 from scrutiny.monitors.base import Monitor
+from scrutiny.monitors.run import alerts, runner
+from scrutiny.monitors.run import measurements as ms
 
 if TYPE_CHECKING:
     from scrutiny.monitors.scheduler import Scheduler
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 class MonitorService:
     def __init__(self, service: Service) -> None:
-        from scrutiny.monitors.webhooks import WebhookService
+        from scrutiny.monitors.notify.webhooks import WebhookService
 
         self.service = service
         self.webhooks = WebhookService(service)
@@ -39,12 +40,12 @@ class MonitorService:
 
     def expose_metrics(self) -> None:
         """Serve this store's latest measurements on the Prometheus registry (``/metrics``)."""
-        from scrutiny.monitors.prometheus import collector
+        from scrutiny.monitors.notify.prometheus import collector
 
         collector().add(self.service)
 
     def hide_metrics(self) -> None:
-        from scrutiny.monitors.prometheus import collector
+        from scrutiny.monitors.notify.prometheus import collector
 
         collector().remove(self.service)
 
@@ -119,7 +120,7 @@ class MonitorService:
     def request_run(self, sub_id: str, name: str) -> dict[str, Any]:
         """Queue a run for the scheduler (kept in the store: it survives a restart)."""
         from scrutiny.errors import Conflict
-        from scrutiny.monitors.reader import iso
+        from scrutiny.monitors.run.reader import iso
         from scrutiny.monitors.tables import monitor_configs
         from scrutiny.store.types import utcnow
 
@@ -179,7 +180,7 @@ class MonitorService:
     ) -> list[dict[str, Any]]:
         """Drill-down: the rows a measurement evaluated, optionally one confusion-matrix cell."""
         from scrutiny.errors import InvalidInput
-        from scrutiny.monitors.reader import Filter, RowKey, parse_iso, read_batches
+        from scrutiny.monitors.run.reader import Filter, RowKey, parse_iso, read_batches
 
         sub = self.service.subscriptions.get(sub_id)
         m = self.measurement(sub_id, measurement_id)
@@ -223,7 +224,7 @@ def rows_of(batch: Any) -> list[dict[str, Any]]:
     """A RecordBatch as JSON-ready row objects."""
     import numpy as np
 
-    from scrutiny.monitors.reader import iso, to_datetime
+    from scrutiny.monitors.run.reader import iso, to_datetime
 
     n = len(batch)
     cols: dict[str, list[Any]] = {

@@ -8,6 +8,6 @@
 * ``metrics``: Prometheus figures; ``embed``: ASGI middleware and decorator for Python services
 """
 
-from scrutiny.proxy.embed import PayloadLogger, PayloadLoggingMiddleware, codec_for, current_scoring_id, log_payloads
+from scrutiny.sdk.embed import PayloadLogger, PayloadLoggingMiddleware, codec_for, current_scoring_id, log_payloads
 
 __all__ = ["PayloadLogger", "PayloadLoggingMiddleware", "codec_for", "current_scoring_id", "log_payloads"]

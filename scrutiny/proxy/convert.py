@@ -15,7 +15,7 @@ import orjson
 from scrutiny.engines import Deployment, Engine, ModelContext, NativeRequest, NativeResponse
 from scrutiny.engines.errors import EngineError
 from scrutiny.errors import ScrutinyError
-from scrutiny.proxy.record import COMMON, SpoolRecord
+from scrutiny.spool.record import COMMON, SpoolRecord
 
 
 class Rejected(Exception):

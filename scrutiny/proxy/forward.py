@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from scrutiny.common import parse_scoring_request
+from scrutiny.core.scoring_format import parse_scoring_request
 from scrutiny.engines import INTERNAL_HEADER, NativeRequest, NativeResponse
 from scrutiny.engines.errors import EngineError, EngineTimeout, EngineUnreachable
 from scrutiny.errors import InvalidInput, ScrutinyError
 from scrutiny.ingest.batch import new_ids
 from scrutiny.proxy.keys import KeyCheck
 from scrutiny.proxy.metrics import ProxyMetrics
-from scrutiny.proxy.record import COMMON, NATIVE, SpoolRecord
-from scrutiny.proxy.spool import Spool
 from scrutiny.proxy.targets import Target, Targets
+from scrutiny.spool.record import COMMON, NATIVE, SpoolRecord
+from scrutiny.spool.spool import Spool
 
 SCORING_ID_HEADER = "X-Scrutiny-Scoring-Id"
 API_KEY_HEADER = "X-Scrutiny-Api-Key"
@@ -291,7 +291,7 @@ def _new_id() -> str:
 
 
 def _spool_full(spool: Spool) -> ScrutinyError:
-    from scrutiny.proxy.spool import SpoolFull
+    from scrutiny.spool.spool import SpoolFull
 
     return SpoolFull(
         f"the payload spool is full ({spool.max_bytes} bytes): the data mart has not accepted records; "

@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from scrutiny.proxy.spool import Spool
+    from scrutiny.spool.spool import Spool
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 FAST = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)

@@ -17,14 +17,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scrutiny.proxy.deadletter import FILE_NAME, DeadLetters
-from scrutiny.proxy.drain import Drainer
 from scrutiny.proxy.forward import Proxy
 from scrutiny.proxy.keys import KeyCheck
 from scrutiny.proxy.metrics import ProxyMetrics, publish, unpublish
-from scrutiny.proxy.sinks import StoreSink
-from scrutiny.proxy.spool import SUFFIX, Spool, SpoolLocked
 from scrutiny.proxy.targets import Targets
+from scrutiny.spool.deadletter import FILE_NAME, DeadLetters
+from scrutiny.spool.drain import Drainer
+from scrutiny.spool.sinks import StoreSink
+from scrutiny.spool.spool import SUFFIX, Spool, SpoolLocked
 
 if TYPE_CHECKING:
     from scrutiny.service import Service

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from scrutiny.core.subscription import Subscription
 from scrutiny.errors import NotFound, StoreUnavailable
 from scrutiny.proxy.convert import Codec
 from scrutiny.proxy.errors import is_transient
-from scrutiny.subscription import Subscription
 
 if TYPE_CHECKING:
     from scrutiny.service import Service

@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scrutiny.common import ScoringRequest
+from scrutiny.core.outputs import normalize_rows
+from scrutiny.core.schema import Kind
+from scrutiny.core.scoring_format import ScoringRequest
+from scrutiny.core.subscription import ASSET_REVISION, DEPLOYMENT_ID, PREDICTION_PROBABILITY, Subscription
 from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.ingest.batch import RecordBatch, pylist
 from scrutiny.ingest.columns import convert
@@ -32,9 +35,6 @@ from scrutiny.ingest.feedback import (
 )
 from scrutiny.ingest.payloads import parse_timestamp
 from scrutiny.ingest.writer import FEEDBACK, PAYLOAD, write_batch
-from scrutiny.outputs import normalize_rows
-from scrutiny.schema import Kind
-from scrutiny.subscription import ASSET_REVISION, DEPLOYMENT_ID, PREDICTION_PROBABILITY, Subscription
 
 if TYPE_CHECKING:
     from scrutiny.service import Service
@@ -248,7 +248,7 @@ class FeedbackService:
         probability: np.ndarray | None,
         pred_prob: np.ndarray,
     ) -> None:
-        from scrutiny.monitors.reader import read_by_ids
+        from scrutiny.monitors.run.reader import read_by_ids
 
         want = ids[linked].tolist()
         layout = sub.layout

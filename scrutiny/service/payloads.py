@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from scrutiny.core.subscription import SCORING_TIMESTAMP, Subscription
 from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.ingest.payloads import parse_payloads
 from scrutiny.ingest.writer import PAYLOAD, WriteResult, table_columns, table_name, write_batches
 from scrutiny.store import records
-from scrutiny.subscription import SCORING_TIMESTAMP, Subscription
 
 if TYPE_CHECKING:
     from scrutiny.service import Service

@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from scrutiny.assets import AssetProperties
-from scrutiny.common import ScoringRequest, parse_scoring_request
+from scrutiny.core.asset_properties import AssetProperties
+from scrutiny.core.outputs import normalize_rows
+from scrutiny.core.schema import Kind, Schema
+from scrutiny.core.scoring_format import ScoringRequest, parse_scoring_request
+from scrutiny.core.subscription import PREDICTION_PROBABILITY, Layout, Subscription, kind_of_labels
+from scrutiny.core.training_stats import compute_statistics, read_training_data, training_labels
 from scrutiny.engines import Deployment, Engine, ModelContext
 from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.ingest import writer
 from scrutiny.ingest.columns import convert
-from scrutiny.outputs import normalize_rows
-from scrutiny.schema import Kind, Schema
 from scrutiny.store import bulk, records
 from scrutiny.store.types import utcnow
-from scrutiny.subscription import PREDICTION_PROBABILITY, Layout, Subscription, kind_of_labels
-from scrutiny.training import compute_statistics, read_training_data, training_labels
 
 if TYPE_CHECKING:
     import pandas as pd

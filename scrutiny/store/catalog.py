@@ -10,12 +10,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from scrutiny.assets import AssetProperties
+from scrutiny.core.asset_properties import AssetProperties
+from scrutiny.core.subscription import Layout, Subscription
 from scrutiny.errors import Conflict, NotFound
 from scrutiny.security import Role, hash_api_key, key_hint
 from scrutiny.store import tables as T
 from scrutiny.store.types import utcnow
-from scrutiny.subscription import Layout, Subscription
 
 
 @dataclass

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-from scrutiny.schema import Kind
+from scrutiny.core.schema import Kind
+from scrutiny.core.subscription import SCORING_ID, SCORING_TIMESTAMP
 from scrutiny.store.types import UTCDateTime
-from scrutiny.subscription import SCORING_ID, SCORING_TIMESTAMP
 
 ColumnSpec = tuple[tuple[str, str], ...]  # ((name, kind), ...) hashable, for the table cache
 

@@ -54,7 +54,7 @@ subscriptions = sa.Table(
     sa.Column("deployment", JSONType, nullable=False),
     sa.Column("asset", JSONType, nullable=False),
     sa.Column("asset_properties", JSONType, nullable=False),
-    # Resolved record layout: schema, labels, column kinds, table names (see scrutiny.subscription).
+    # Resolved record layout: schema, labels, column kinds, table names (see scrutiny.core.subscription).
     sa.Column("layout", JSONType, nullable=False),
     sa.Column("training_statistics", JSONType, nullable=True),
     sa.Column("status", sa.String(20), nullable=False),

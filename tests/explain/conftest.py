@@ -10,7 +10,7 @@ from scrutiny._server import BackgroundServer
 from scrutiny.demo import credit
 from scrutiny.demo.engine import EngineOptions, _Model, create_engine_app
 from scrutiny.service import Service
-from tests.explain.explain_helpers import ADULT_FEATURES, ADULT_LABELS, Subscribed, adult_model, subscribe
+from tests.support.explain import ADULT_FEATURES, ADULT_LABELS, Subscribed, adult_model, subscribe
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from scrutiny._server import BackgroundServer
 from scrutiny.demo import credit
 from scrutiny.explain.service import ExplanationService
 from scrutiny.service import Service
-from tests.explain.explain_helpers import Subscribed, python_row
+from tests.support.explain import Subscribed, python_row
 
 
 def poll(client: httpx.Client, url: str, state: Any = lambda b: b["status"], timeout: float = 60) -> dict[str, Any]:

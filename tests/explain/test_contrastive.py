@@ -12,7 +12,7 @@ import pytest
 from scrutiny.demo import credit
 from scrutiny.errors import InvalidInput
 from scrutiny.explain.contrastive import ContrastiveOptions, explain_contrastive
-from tests.explain.explain_helpers import LocalScorer, credit_model, python_row, space_of
+from tests.support.explain import LocalScorer, credit_model, python_row, space_of
 
 ROWS = list(range(0, 1000, 50))
 

@@ -13,7 +13,7 @@ from scrutiny.demo import credit
 from scrutiny.explain.features import CategoricalFeature, NumericFeature
 from scrutiny.explain.lime import LimeOptions, explain_lime, perturb
 from scrutiny.explain.scoring import Scored
-from tests.explain.explain_helpers import LocalScorer, agreement, credit_model, lime_oracle, python_row, space_of
+from tests.support.explain import LocalScorer, agreement, credit_model, lime_oracle, python_row, space_of
 
 ROWS = list(range(0, 1000, 60))  # German credit rows explained against the oracle
 

@@ -10,7 +10,7 @@ import pytest
 from scrutiny._server import BackgroundServer
 from scrutiny.demo import credit
 from scrutiny.service import Service
-from tests.explain.explain_helpers import (
+from tests.support.explain import (
     ADULT_CATEGORICAL,
     ADULT_FEATURES,
     ADULT_LABELS,

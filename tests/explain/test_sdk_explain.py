@@ -6,7 +6,7 @@ import pytest
 
 from scrutiny.demo import credit
 from scrutiny.sdk import Client, ScrutinyAPIError
-from tests.explain.explain_helpers import Subscribed, python_row
+from tests.support.explain import Subscribed, python_row
 
 
 @pytest.fixture

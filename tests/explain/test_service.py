@@ -17,7 +17,7 @@ from scrutiny.errors import Conflict, InvalidInput, NotFound
 from scrutiny.explain.service import ExplanationService
 from scrutiny.explain.store import ERROR, FINISHED, IN_PROGRESS
 from scrutiny.service import Service
-from tests.explain.explain_helpers import Subscribed, engine_stats, python_row, subscribe
+from tests.support.explain import Subscribed, engine_stats, python_row, subscribe
 
 
 def calls(before: dict[str, int], after: dict[str, int], key: str = "calls:credit-risk") -> int:
@@ -323,7 +323,7 @@ def test_deleting_the_subscription_deletes_its_explanations(credit_sub: Subscrib
 
 
 def test_adult_census_through_the_engine(service: Service, adult_engine: BackgroundServer) -> None:
-    from tests.explain.explain_helpers import ADULT_FEATURES, load_adult
+    from tests.support.explain import ADULT_FEATURES, load_adult
 
     s = subscribe(
         service,

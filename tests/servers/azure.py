@@ -15,7 +15,7 @@ credit models:
   ``azureml-model-deployment`` pins a deployment, else the traffic split applies.
 
 ``tests/fixtures/azure`` holds the documented request/response pairs this fake is checked
-against (``tests/test_engine_azure_contract.py``).
+against (``tests/engines/test_azure_contract.py``).
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from scrutiny.common import ScoringRequest, ScoringResponse
+from scrutiny.core.outputs import normalize_rows
+from scrutiny.core.scoring_format import ScoringRequest, ScoringResponse
 from scrutiny.demo import credit
 from scrutiny.engines import ModelContext
-from scrutiny.outputs import normalize_rows
 
 from .models import ServedModel, sample_rows
 

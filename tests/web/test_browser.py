@@ -21,7 +21,7 @@ from scrutiny.config import Settings
 from scrutiny.service import Service
 from scrutiny.web import login_link
 from scrutiny.web.render import num
-from tests.web.scenario import Scenario, build
+from tests.support.dashboard import Scenario, build
 
 pytestmark = pytest.mark.browser
 

@@ -15,13 +15,13 @@ import pytest
 from scrutiny._server import BackgroundServer
 from scrutiny.config import Settings
 from scrutiny.demo import credit
-from scrutiny.monitors.reader import parse_iso
+from scrutiny.monitors.run.reader import parse_iso
 from scrutiny.service import Service
 from scrutiny.web.render import num
 from tests.conftest import PG_URL, _drop_pg_schema, _fresh_pg_schema, postgres_unavailable
+from tests.support.dashboard import Scenario, build
+from tests.support.html import Node, parse
 from tests.web.conftest import page_csrf, sign_in
-from tests.web.html import Node, parse
-from tests.web.scenario import Scenario, build
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -13,7 +13,7 @@ import pytest
 from scrutiny.demo import credit
 from scrutiny.errors import InvalidInput
 from scrutiny.web.queries import payload as pq
-from tests.monitor_support import T0, payload_records, subscribe_credit
+from tests.support.monitors import T0, payload_records, subscribe_credit
 from tests.web.conftest import sign_in
 
 N_RECORDS = 120

@@ -27,8 +27,8 @@ class DriftArchiveOut(BaseModel):
 
 
 def _view(service: Any, sub_id: str, archive: Any) -> DriftArchiveOut:
-    from scrutiny.monitors.drift import archive as archive_mod
-    from scrutiny.monitors.reader import iso
+    from scrutiny.monitors.builtin.drift import archive as archive_mod
+    from scrutiny.monitors.run.reader import iso
 
     sub = service.subscriptions.get(sub_id)
     wanted = archive.fingerprint in {archive_mod.fingerprint(sub, train_detector=t) for t in (True, False)}
@@ -47,7 +47,7 @@ def _view(service: Any, sub_id: str, archive: Any) -> DriftArchiveOut:
 @router.get("/v1/subscriptions/{subscription_id}/monitors/drift/archive", dependencies=[READ])
 def get_drift_archive(subscription_id: str, request: Request) -> DriftArchiveOut:
     """The newest archive: the accuracy drift detector's summary and every consistency constraint."""
-    from scrutiny.monitors.drift import archive as archive_mod
+    from scrutiny.monitors.builtin.drift import archive as archive_mod
 
     svc = service_of(request)
     svc.subscriptions.get(subscription_id)
@@ -62,8 +62,8 @@ async def relearn_drift_archive(subscription_id: str, request: Request) -> Drift
     """Learn the archive again now (scores the training data through the engine once), e.g.
     after the model behind the deployment was replaced without a new asset revision."""
     from scrutiny.monitors import registry
-    from scrutiny.monitors.drift import archive as archive_mod
-    from scrutiny.monitors.drift.monitor import DriftMonitor
+    from scrutiny.monitors.builtin.drift import archive as archive_mod
+    from scrutiny.monitors.builtin.drift.monitor import DriftMonitor
 
     svc = service_of(request)
 

@@ -5,8 +5,8 @@ from fastapi import APIRouter, Body, Request, Response
 
 from scrutiny.api.auth import READ, WRITE, service_of
 from scrutiny.api.models import ERRORS, ScoringBody, ScoringResult, SubscriptionCreate, SubscriptionOut, Subscriptions
+from scrutiny.core.training_stats import read_training_data
 from scrutiny.errors import InvalidInput
-from scrutiny.training import read_training_data
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"], responses=ERRORS)
 

@@ -218,7 +218,7 @@ def subscribe(
         dep = service.bindings.engine(binding.id).get_deployment(deployment_id)
         frame = None
         if training_file is not None and training_file.filename:
-            from scrutiny.training import read_training_data
+            from scrutiny.core.training_stats import read_training_data
 
             data = training_file.file.read()
             fmt = "parquet" if training_file.filename.lower().endswith((".parquet", ".pq")) else "csv"

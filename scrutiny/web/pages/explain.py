@@ -13,8 +13,8 @@ from typing import Any
 from fastapi import Depends, Form, Request
 from starlette.responses import RedirectResponse, Response
 
+from scrutiny.core.subscription import Subscription
 from scrutiny.errors import ScrutinyError
-from scrutiny.subscription import Subscription
 from scrutiny.web import access
 from scrutiny.web.access import Viewer, read_access, write_access
 from scrutiny.web.bars import diverging_bars

@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import Depends, Request
 from starlette.responses import Response
 
+from scrutiny.core.subscription import Subscription
 from scrutiny.store.types import utcnow
-from scrutiny.subscription import Subscription
 from scrutiny.web.access import Viewer, read_access
 from scrutiny.web.queries import monitoring, payload
 from scrutiny.web.render import page

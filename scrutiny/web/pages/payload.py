@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import Depends, Request
 from starlette.responses import Response, StreamingResponse
 
+from scrutiny.core.subscription import Subscription
 from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.store.types import utcnow
-from scrutiny.subscription import Subscription
 from scrutiny.web.access import Viewer, read_access
 from scrutiny.web.pages.subscription import header
 from scrutiny.web.queries import payload as pq

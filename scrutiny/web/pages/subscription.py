@@ -8,10 +8,10 @@ from typing import Any
 from fastapi import Depends, Request
 from starlette.responses import JSONResponse, Response
 
+from scrutiny.core.subscription import Subscription
 from scrutiny.errors import InvalidInput
 from scrutiny.monitors import registry
 from scrutiny.store.types import utcnow
-from scrutiny.subscription import Subscription
 from scrutiny.web import details as views
 from scrutiny.web.access import Viewer, read_access
 from scrutiny.web.pages.overview import deployment_name

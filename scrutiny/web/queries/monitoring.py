@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from scrutiny.monitors import registry
 from scrutiny.monitors.base import Status
-from scrutiny.monitors.reader import iso
+from scrutiny.monitors.run.reader import iso
 from scrutiny.monitors.tables import alerts, measurements, monitor_configs
 
 MAX_POINTS = 1_000  # measurements per monitor on one chart page (more than a chart has pixels)
@@ -308,7 +308,7 @@ def charts(monitor: str, newest: dict[str, Any] | None, points: list[dict[str, A
 def alert_rows(
     conn: sa.Connection, *, status: str | None, subscription_id: str | None, limit: int, offset: int
 ) -> list[dict[str, Any]]:
-    from scrutiny.monitors import alerts as alerts_mod
+    from scrutiny.monitors.run import alerts as alerts_mod
 
     return alerts_mod.query(conn, status=status, subscription_id=subscription_id, limit=limit, offset=offset)
 

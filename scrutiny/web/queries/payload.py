@@ -25,11 +25,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from scrutiny.core.schema import Kind
+from scrutiny.core.subscription import PREDICTION_PROBABILITY, SCORING_ID, SCORING_TIMESTAMP, Subscription
 from scrutiny.errors import InvalidInput
 from scrutiny.ingest.writer import PAYLOAD, table_columns, table_name
-from scrutiny.schema import Kind
 from scrutiny.store import records
-from scrutiny.subscription import PREDICTION_PROBABILITY, SCORING_ID, SCORING_TIMESTAMP, Subscription
 
 PAGE_ROWS = 50
 SCAN_ROWS = 20_000

@@ -1,0 +1,1 @@
+"""MLflow: ``mlflow models serve`` scoring servers, and discovery through a model registry."""

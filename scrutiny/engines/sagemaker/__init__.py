@@ -1,0 +1,1 @@
+"""Amazon SageMaker endpoints (boto3 is an optional extra: ``pip install 'scrutiny[sagemaker]'``)."""

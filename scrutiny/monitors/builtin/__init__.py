@@ -1,0 +1,1 @@
+"""The monitors Scrutiny ships: quality, performance, drift, fairness, one folder each."""

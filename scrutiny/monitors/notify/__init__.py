@@ -1,0 +1,1 @@
+"""Where measurements and alerts go beyond the store: webhooks, Prometheus."""

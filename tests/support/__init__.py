@@ -1,0 +1,1 @@
+"""Builders and data shared by the tests, one module per topic."""
