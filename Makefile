@@ -16,7 +16,7 @@ demo: venv
 	$(BIN)/scrutiny demo
 
 test-deps: $(BIN)/python
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,spark]'
 	bash scripts/test-setup.sh
 
 lint: test-deps
