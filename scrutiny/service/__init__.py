@@ -16,6 +16,10 @@ from scrutiny.store import Store
 
 log = logging.getLogger("scrutiny")
 
+# OpenScale's SDKs use this data mart id when none is given (Cloud Pak for Data's default): an
+# alias of the one data mart.
+DEFAULT_DATA_MART_ID = "00000000-0000-0000-0000-000000000000"
+
 
 class Service:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
@@ -45,6 +49,18 @@ class Service:
     def data_mart_id(self) -> str:
         return str(self.store.catalog.data_mart()["id"])
 
+    def check_data_mart(self, data_mart_id: str | None) -> str:
+        """The data mart's id for ``data_mart_id`` (its id, OpenScale's default id, or none given);
+        404 for any other."""
+        real = self.data_mart_id
+        if data_mart_id in (None, "", DEFAULT_DATA_MART_ID, real):
+            return real
+        from scrutiny.errors import NotFound
+
+        raise NotFound(
+            f"data mart {data_mart_id!r} not found; this server's data mart is {real!r}", field="data_mart_id"
+        )
+
     def close(self) -> None:
         self.explanations.close()
         self.writer.close()
@@ -52,4 +68,4 @@ class Service:
         self.store.close()
 
 
-__all__ = ["Service"]
+__all__ = ["DEFAULT_DATA_MART_ID", "Service"]

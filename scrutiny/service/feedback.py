@@ -85,8 +85,7 @@ class FeedbackService:
 
     def store_openscale(self, data_mart_id: str, body: Any) -> FeedbackResult:
         """OpenScale v1 ``feedback_payloads``: one object naming its binding and subscription."""
-        if data_mart_id != self.service.data_mart_id:
-            raise NotFound(f"data mart {data_mart_id!r} not found")
+        self.service.check_data_mart(data_mart_id)
         if not isinstance(body, dict):
             raise InvalidInput("the body must be one object with binding_id, subscription_id, fields and values")
         sid, bid = body.get("subscription_id"), body.get("binding_id")
@@ -100,8 +99,7 @@ class FeedbackService:
         return self.store(sub, body)
 
     def check_path(self, data_mart_id: str, binding_id: str, sub_id: str) -> Subscription:
-        if data_mart_id != self.service.data_mart_id:
-            raise NotFound(f"data mart {data_mart_id!r} not found")
+        self.service.check_data_mart(data_mart_id)
         sub = self.service.subscriptions.get(sub_id)
         if sub.binding_id != binding_id:
             raise NotFound(f"binding {binding_id!r} has no subscription {sub_id!r}")

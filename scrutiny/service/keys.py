@@ -1,20 +1,23 @@
-"""API keys: the admin key created on first start, and verification with a small cache."""
+"""API keys: the admin key created on first start, verification with a small cache, and the
+short-lived access tokens (JWTs) that OpenScale clients exchange a key for."""
 
 from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from scrutiny.config import write_private_file
 from scrutiny.errors import Forbidden, Unauthorized
-from scrutiny.security import ROLE_GRANTS, Role, hash_api_key, new_api_key
+from scrutiny.security import ROLE_GRANTS, Role, hash_api_key, looks_like_jwt, new_api_key
 from scrutiny.store.catalog import ApiKeyRow
 
 if TYPE_CHECKING:
     from scrutiny.service import Service
 
 CACHE_SECONDS = 30.0
+TOKEN_SECONDS = 12 * 3600  # what OpenScale on Cloud Pak for Data issues
 
 
 class KeyService:
@@ -59,23 +62,44 @@ class KeyService:
             self._cache.clear()
 
     def verify(self, key: str | None, grant: str) -> ApiKeyRow:
-        """The key's row if it is valid and its role has ``grant``; 401/403 otherwise."""
+        """The key's row if it is valid and its role has ``grant``; 401/403 otherwise. An access
+        token issued by ``issue_token`` stands for its key (revoking the key revokes it)."""
         if not key:
             raise Unauthorized("missing API key: send 'Authorization: Bearer <api key>'")
-        h = hash_api_key(key)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(h)
-        if hit is None or hit[0] < now:
-            row = self.catalog.find_api_key(key)
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[h] = (now + CACHE_SECONDS, row)
-        else:
-            row = hit[1]
+        row = self._lookup(key)
         if row is None:
             raise Unauthorized("invalid API key")
         if grant not in ROLE_GRANTS[row.role]:
             raise Forbidden(f"a {row.role.value} key cannot do this (needs the {grant!r} permission)")
+        return row
+
+    def issue_token(self, key: str | None) -> tuple[str, ApiKeyRow]:
+        """An access token (a JWT with a numeric ``exp``) bound to the key and its role."""
+        row = self._lookup(key) if key else None
+        if row is None:
+            raise Unauthorized("invalid API key")
+        token = self.service.box.issue_token({"kid": row.id, "role": row.role.value}, TOKEN_SECONDS)
+        return token, row
+
+    def _lookup(self, key: str) -> ApiKeyRow | None:
+        claims = self.service.box.read_token(key) if looks_like_jwt(key) else None
+        if claims is not None:
+            kid = str(claims.get("kid"))
+            return self._cached("kid:" + kid, lambda: self._by_id(kid))
+        return self._cached(hash_api_key(key), lambda: self.catalog.find_api_key(key))
+
+    def _by_id(self, key_id: str) -> ApiKeyRow | None:
+        return next((r for r in self.catalog.list_api_keys() if r.id == key_id and r.revoked_at is None), None)
+
+    def _cached(self, cache_key: str, load: Callable[[], Any]) -> ApiKeyRow | None:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(cache_key)
+        if hit is not None and hit[0] >= now:
+            return hit[1]
+        row = load()
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[cache_key] = (now + CACHE_SECONDS, row)
         return row

@@ -34,8 +34,7 @@ class PayloadService:
 
     def store_openscale(self, data_mart_id: str, body: Any) -> WriteResult:
         """OpenScale v1 ``scoring_payloads``: each record names its binding and subscription."""
-        if data_mart_id != self.service.data_mart_id:
-            raise NotFound(f"data mart {data_mart_id!r} not found")
+        self.service.check_data_mart(data_mart_id)
         if isinstance(body, dict):
             body = [body]
         if not isinstance(body, list) or not body:

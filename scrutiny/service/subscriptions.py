@@ -18,7 +18,7 @@ from scrutiny.core.scoring_format import ScoringRequest, parse_scoring_request
 from scrutiny.core.subscription import PREDICTION_PROBABILITY, Layout, Subscription, kind_of_labels
 from scrutiny.core.training_stats import compute_statistics, read_training_data, training_labels
 from scrutiny.engines import Deployment, Engine, ModelContext
-from scrutiny.errors import InvalidInput, NotFound
+from scrutiny.errors import Conflict, InvalidInput, NotFound
 from scrutiny.ingest import writer
 from scrutiny.ingest.columns import convert
 from scrutiny.store import bulk, records
@@ -73,9 +73,11 @@ class SubscriptionService:
         training_data: dict[str, Any] | None = None,
         training_frame: pd.DataFrame | None = None,
         asset: dict[str, Any] | None = None,
+        sub_id: str | None = None,
     ) -> Subscription:
         """Subscribe a discovered deployment (``deployment_id``) or a scoring URL given by hand
-        (``deployment={"name", "scoring_url"}``, the individual scoring endpoint mode)."""
+        (``deployment={"name", "scoring_url"}``, the individual scoring endpoint mode). ``sub_id``
+        is the client's own id (OpenScale v1 clients choose it); by default a new uuid4."""
         binding = self.service.bindings.get(binding_id)
         engine = self.service.bindings.engine(binding.id)
         dep = self._deployment(engine, deployment_id, deployment)
@@ -85,7 +87,9 @@ class SubscriptionService:
             if not isinstance(training_data, dict):
                 raise InvalidInput("training_data must be an object with a 'path'", field="training_data")
             frame = read_training_data(training_data.get("path"), fmt=training_data.get("format"))
-        sub_id = str(uuid.uuid4())
+        if sub_id is not None:
+            self._check_new_id(sub_id)
+        sub_id = sub_id or str(uuid.uuid4())
         layout, props, stats = self._layout(sub_id, props, frame)
         now = utcnow()
         sub = Subscription(
@@ -108,6 +112,12 @@ class SubscriptionService:
             if frame is not None:
                 self._store_training_rows(conn, sub, frame)
         return sub
+
+    def _check_new_id(self, sub_id: str) -> None:
+        if not isinstance(sub_id, str) or not 1 <= len(sub_id) <= 64 or not sub_id.replace("-", "").isalnum():
+            raise InvalidInput("a subscription id is 1 to 64 letters, digits and hyphens", field="subscription_id")
+        if self.catalog.find_subscription(sub_id) is not None:
+            raise Conflict(f"subscription {sub_id!r} exists already")
 
     def _deployment(self, engine: Engine, deployment_id: str | None, manual: dict[str, Any] | None) -> Deployment:
         if manual:
@@ -257,6 +267,28 @@ class SubscriptionService:
                 writer.ensure_tables(conn, layout)
             records.drop(conn, training_table(sub.id))
             self._store_training_rows(conn, replace(sub, layout=layout), frame)
+        self.forget(sub_id)
+        return self.get(sub_id)
+
+    def set_labels(self, sub_id: str, labels: list[Any]) -> Subscription:
+        """The class labels (in probability order) of a subscription that had none: learned from
+        training statistics given after subscribing (OpenScale's client-side distributions)."""
+        sub = self.get(sub_id)
+        if not sub.problem_type.classification:
+            raise InvalidInput("a regression model has no class labels", field="labels")
+        if sub.labels is not None:
+            if list(sub.labels) != list(labels):
+                raise Conflict(f"the subscription's labels are {sub.labels}, not {labels}")
+            return sub
+        if len(labels) < 2 or (sub.problem_type.value == "binary" and len(labels) != 2):
+            raise InvalidInput(f"labels {labels} do not fit a {sub.problem_type.value} model", field="labels")
+        layout = replace(
+            sub.layout, labels=list(labels), prediction_kind=sub.layout.prediction_kind or kind_of_labels(labels)
+        )
+        with self.service.store.write() as conn:
+            self.catalog.update_subscription(conn, sub.id, layout=layout)
+            if layout.complete:
+                writer.ensure_tables(conn, layout)
         self.forget(sub_id)
         return self.get(sub_id)
 
