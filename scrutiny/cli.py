@@ -59,16 +59,32 @@ def serve(
     data_dir: DataDir = None,
     database_url: DbUrl = None,
     scheduler: Scheduler = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", help="serve https with this PEM certificate [env SCRUTINY_TLS_CERT]")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="the certificate's PEM private key [env SCRUTINY_TLS_KEY]")
+    ] = None,
 ) -> None:
-    """Run the API (and everything registered with it) on the configured store."""
+    """Run the API (and everything registered with it) on the configured store; on https with
+    ``--tls-cert`` and ``--tls-key`` (OpenScale's v2 SDK calls discovery over https only)."""
     import uvicorn
 
     from scrutiny.api.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = settings_from(
-        data_dir, database_url, host, port, scheduler=scheduler, defaults={"SCRUTINY_SCHEDULER": "1"}
+        data_dir,
+        database_url,
+        host,
+        port,
+        scheduler=scheduler,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        defaults={"SCRUTINY_SCHEDULER": "1"},
     )
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise typer.BadParameter("give both --tls-cert and --tls-key (or neither)")
     app_ = create_app(settings)
     created = app_.state.service.keys.ensure_admin_key()
     from scrutiny._runtime import tune_gc
@@ -80,7 +96,14 @@ def serve(
     )
     if created:
         console.print(f"Admin API key in {settings.api_key_file} (readable by you only)")
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_level="warning")
+    uvicorn.run(
+        app_,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
+    )
 
 
 @app.command()

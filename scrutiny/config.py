@@ -33,6 +33,8 @@ class Settings:
     proxy_port: int = 8090  # `scrutiny proxy`
     spool_max_bytes: int = 1 << 30  # the proxy's durable spool; at the bound requests get 503
     scheduler: bool = False  # run monitors on their schedules and deliver alerts (``scrutiny serve`` turns it on)
+    tls_cert: Path | None = None  # ``scrutiny serve`` on https: a PEM certificate (chain) and its key
+    tls_key: Path | None = None
 
     @classmethod
     def from_env(
@@ -66,11 +68,15 @@ class Settings:
         ]:
             if e.get(key):
                 values[name] = conv(e[key])
+        for name, key in [("tls_cert", "SCRUTINY_TLS_CERT"), ("tls_key", "SCRUTINY_TLS_KEY")]:
+            if e.get(key):
+                values[name] = Path(e[key]).expanduser()
         if e.get("SCRUTINY_SCHEDULER"):
             values["scheduler"] = _flag(e["SCRUTINY_SCHEDULER"])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if isinstance(values.get("data_dir"), str):
-            values["data_dir"] = Path(str(values["data_dir"])).expanduser()
+        for name in ("data_dir", "tls_cert", "tls_key"):
+            if isinstance(values.get(name), str):
+                values[name] = Path(str(values[name])).expanduser()
         return cls(**values)  # type: ignore[arg-type]
 
     def with_(self, **changes: object) -> Settings:
@@ -95,7 +101,8 @@ class Settings:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.tls_cert else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -101,3 +101,57 @@ def test_demo_runs_and_logs_payloads(tmp_path: Path) -> None:
     stored = int(done[0].split(",")[1].split()[0])
     assert stored == scored >= 10  # every request the demo scored was logged (10/s, fewer on a loaded machine)
     assert (tmp_path / "scrutiny.db").exists()
+
+
+def test_serve_on_https_with_a_certificate_and_its_key(tmp_path: Path) -> None:
+    import ssl
+
+    from tests.support.tls import self_signed
+
+    cert, key = self_signed(tmp_path)
+    trust = ssl.create_default_context(cafile=str(cert))
+    port = free_port()
+    half = subprocess.run(
+        [sys.executable, "-m", "scrutiny", "serve", "--port", str(port), "--tls-cert", str(cert)],
+        env=_env(tmp_path / "a"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert half.returncode != 0 and b"--tls-key" in half.stderr
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scrutiny",
+            "serve",
+            "--port",
+            str(port),
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+        ],
+        env=_env(tmp_path / "b"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                r = httpx.get(f"https://127.0.0.1:{port}/health", verify=trust, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.1)
+        assert r.status_code == 200
+        try:
+            plain = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code
+        except httpx.HTTPError:
+            plain = None
+        assert plain != 200  # https only
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=20)[0].decode()
+    assert f"https://127.0.0.1:{port}" in out
