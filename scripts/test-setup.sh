@@ -20,9 +20,9 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "test-setup: no apt-get: install Chromium at /usr/bin/chromium for the browser tests" >&2
   fi
 fi
-# The engine servers' own virtualenvs (MLflow, MLServer, KServe) for the `servers` tests;
-# instant when they are up to date. SCRUTINY_SKIP_ENGINE_VENVS=1 skips them (the tests then skip
-# and say which variable to set).
+# The engine servers' own virtualenvs (MLflow, MLServer, KServe) for the `servers` tests, and
+# IBM's OpenScale SDKs' for the `openscale_sdk` tests; instant when they are up to date.
+# SCRUTINY_SKIP_ENGINE_VENVS=1 skips them (the tests then skip and say which variable to set).
 if [ "${SCRUTINY_SKIP_ENGINE_VENVS:-0}" != "1" ]; then
   bash scripts/engine-venvs.sh >/dev/null
 fi

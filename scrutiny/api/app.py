@@ -216,3 +216,13 @@ def _install_proxy(app: FastAPI) -> None:
 
 
 extensions.append(_install_proxy)
+
+
+def _install_openscale(app: FastAPI) -> None:
+    """OpenScale's v1 and v2 REST API over the same services (``scrutiny.api.openscale``)."""
+    from scrutiny.api.openscale import install
+
+    install(app)
+
+
+extensions.append(_install_openscale)

@@ -23,7 +23,7 @@ SERVERS = ROOT / "tests" / "servers"
 
 
 def venv_python(name: str) -> Path:
-    var = f"SCRUTINY_{name.upper()}_PYTHON"
+    var = f"SCRUTINY_{name.upper().replace('-', '_')}_PYTHON"
     given = os.environ.get(var)
     base = Path(os.environ.get("SCRUTINY_ENGINE_VENVS") or Path.home() / ".cache/scrutiny/engine-venvs")
     path = Path(given) if given else base / name / "bin" / "python"
