@@ -357,6 +357,7 @@ class Monitor:
     config_model: ClassVar[type[MonitorConfig]] = MonitorConfig
     default_period: ClassVar[timedelta] = timedelta(hours=1)
     enabled_by_default: ClassVar[bool] = False  # performance: on from the first payload (contract §1.4)
+    computed: ClassVar[bool] = True  # False: its values are posted (custom monitors): never run or scheduled
     metrics: ClassVar[dict[str, Metric]] = {}
     description: ClassVar[str] = ""
 

@@ -184,13 +184,15 @@ def put(store: Store, sub: Subscription, mon: Monitor, body: dict[str, Any], *, 
                     plan=None,
                     plan_id=None,
                     plan_ready=False,
-                    next_run_at=now if enabled else None,
+                    next_run_at=now if enabled and mon.computed else None,
                     created_at=now,
                     **values,
                 )
             )
         else:
-            if enabled and (not row.enabled or row.next_run_at is None or row.period_seconds != period):
+            if not mon.computed:
+                values["next_run_at"] = None
+            elif enabled and (not row.enabled or row.next_run_at is None or row.period_seconds != period):
                 values["next_run_at"] = now if not row.enabled else _next(row.last_run_at, period, now)
             if not enabled:
                 values["next_run_at"] = None

@@ -97,7 +97,8 @@ class Scheduler:
         started = []
         for row in due:
             key = (row.subscription_id, row.monitor)
-            if key in self._running or registry.find(row.monitor) is None:
+            mon = registry.find(row.monitor)
+            if key in self._running or mon is None or not mon.computed:
                 continue
             if not self._claim(row, now):
                 continue

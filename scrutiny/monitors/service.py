@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from scrutiny.monitors import configs, partials, registry
+from scrutiny.monitors import configs, custom, partials, registry
 from scrutiny.monitors.base import Monitor
 from scrutiny.monitors.run import alerts, runner
 from scrutiny.monitors.run import measurements as ms
@@ -23,6 +23,7 @@ class MonitorService:
         self.webhooks = WebhookService(service)
         self.scheduler: Scheduler | None = None
         partials.install()
+        self._custom = {d["id"] for d in custom.load(service.store)}
 
     # -- background work ---------------------------------------------------------------------
     def start_scheduler(self, tick: float = 5.0) -> Scheduler:
@@ -112,10 +113,15 @@ class MonitorService:
         from scrutiny.errors import InvalidInput
 
         sub = self.service.subscriptions.get(sub_id)
+        mon = registry.get(name)
+        if not mon.computed:
+            raise InvalidInput(
+                f"{mon.name} is a custom monitor: post its values instead of running it", field="monitor"
+            )
         start, end = _utc(start), _utc(end)
         if start is not None and end is not None and start >= end:
             raise InvalidInput("start must be before end", field="start")
-        return runner.run(self.service, sub, registry.get(name), trigger=trigger, start=start, end=end, now=now)
+        return runner.run(self.service, sub, mon, trigger=trigger, start=start, end=end, now=now)
 
     def request_run(self, sub_id: str, name: str) -> dict[str, Any]:
         """Queue a run for the scheduler (kept in the store: it survives a restart)."""
@@ -162,6 +168,49 @@ class MonitorService:
     def measurement(self, sub_id: str, measurement_id: str) -> dict[str, Any]:
         with self.store.engine.connect() as conn:
             return ms.get(conn, measurement_id, sub_id)
+
+    # -- custom monitors -----------------------------------------------------------------------
+    def define(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A custom monitor: metrics the user computes and posts (``record``), with default limits."""
+        row = custom.create(self.store, custom.parse(body))
+        self._custom.add(row["id"])
+        return row
+
+    def definitions(self) -> list[dict[str, Any]]:
+        rows = custom.load(self.store)
+        self._custom.update(d["id"] for d in rows)
+        return rows
+
+    def close(self) -> None:
+        """Forget this data mart's custom monitors (the registry is the process's)."""
+        for name in self._custom:
+            registry.unregister(name)
+
+    def record(
+        self, sub_id: str, name: str, metrics: Any, *, timestamp: Any = None, source: str | None = None
+    ) -> dict[str, Any]:
+        """Store posted values of a custom monitor as a measurement: its limits, violations and
+        alerts as for a run. ``metrics``: objects of metric values and tag values; ``timestamp``:
+        a datetime or ISO-8601 text (default: now)."""
+        from scrutiny.errors import InvalidInput
+
+        if isinstance(timestamp, str):
+            try:
+                timestamp = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+            except ValueError:
+                raise InvalidInput("timestamp must be ISO-8601, e.g. 2026-12-05T10:00:00Z", field="timestamp") from None
+        elif timestamp is not None and not isinstance(timestamp, datetime):
+            raise InvalidInput("timestamp must be ISO-8601 text", field="timestamp")
+
+        sub = self.service.subscriptions.get(sub_id)
+        mon = registry.get(name)
+        if mon.computed or not isinstance(mon, custom.CustomMonitor):
+            raise InvalidInput(f"{mon.name} computes its own values: run it instead", field="monitor")
+        values, tags = custom.values_of(metrics, mon)
+        details: dict[str, Any] = {"tags": tags}
+        if source:
+            details["run_id"] = source
+        return runner.record(self.service, sub, mon, values, now=_utc(timestamp), details=details)
 
     # -- alerts ------------------------------------------------------------------------------
     def alerts(self, **filters: Any) -> list[dict[str, Any]]:

@@ -62,6 +62,7 @@ class Service:
         )
 
     def close(self) -> None:
+        self.monitors.close()
         self.explanations.close()
         self.writer.close()
         self.engines.close()

@@ -11,7 +11,7 @@ import sys
 import pandas as pd
 from ibm_ai_openscale import APIClient4ICP
 from ibm_ai_openscale.engines import CustomMachineLearningAsset, CustomMachineLearningInstance
-from ibm_ai_openscale.supporting_classes import Feature, PayloadRecord
+from ibm_ai_openscale.supporting_classes import Feature, Metric, PayloadRecord, Tag, Threshold
 from ibm_ai_openscale.supporting_classes.enums import InputDataType, ProblemType
 
 with open(sys.argv[1]) as f:
@@ -98,5 +98,20 @@ out["quality_table"] = quality
 fairness = subscription.fairness_monitoring.get_table_content(format="python")
 out["fairness_table"] = fairness
 out["quality_metrics"] = subscription.quality_monitoring.get_metrics()
+
+# -- 9. a custom monitor: metrics computed here, stored, read back ---------------------------------
+model_monitor = ai_client.data_mart.monitors.add(
+    name="Model health",
+    metrics=[Metric(name="sensitivity", lower_limit_default=0.8), Metric(name="specificity", lower_limit_default=0.75)],
+    tags=[Tag(name="region", description="customer geographical region")],
+)
+monitor_uid = model_monitor["metadata"]["guid"]
+subscription.monitoring.enable(
+    monitor_uid=monitor_uid, thresholds=[Threshold(metric_uid="sensitivity", lower_limit=0.9)]
+)
+for values in cfg["custom"]:
+    subscription.monitoring.store_metrics(monitor_uid=monitor_uid, metrics={**values, "region": "us-south"})
+out["custom_monitor"] = monitor_uid
+out["custom_table"] = subscription.monitoring.get_table_content(monitor_uid=monitor_uid, format="python")
 with open(sys.argv[2], "w") as f:
     json.dump(out, f, indent=1, default=str)

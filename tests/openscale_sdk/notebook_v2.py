@@ -18,7 +18,11 @@ from ibm_watson_openscale.base_classes.watson_open_scale_v2 import (
     AssetDeploymentRequest,
     AssetPropertiesRequest,
     CustomCredentials,
+    MetricThreshold,
     MetricThresholdOverride,
+    MonitorMeasurementRequest,
+    MonitorMetricRequest,
+    MonitorTagRequest,
     ScoringEndpointRequest,
     Target,
 )
@@ -221,5 +225,55 @@ for name, instance_id in (("quality", quality_id), ("fairness", fairness_id)):
             }
     metrics[name] = {"measurement_id": m.metadata.id, "run_id": m.entity.run_id, "values": values}
 out["metrics"] = metrics
+
+# -- 11. a custom monitor: metrics computed here, posted, alerted on -------------------------------
+custom = wos_client.monitor_definitions.add(
+    name="Model health",
+    metrics=[
+        MonitorMetricRequest(
+            name="sensitivity", thresholds=[MetricThreshold(type=MetricThresholdTypes.LOWER_LIMIT, default=0.8)]
+        ),
+        MonitorMetricRequest(
+            name="specificity", thresholds=[MetricThreshold(type=MetricThresholdTypes.LOWER_LIMIT, default=0.75)]
+        ),
+    ],
+    tags=[MonitorTagRequest(name="region", description="customer geographical region")],
+    background_mode=False,
+).result
+custom_instance = wos_client.monitor_instances.create(
+    data_mart_id=data_mart_id,
+    background_mode=False,
+    monitor_definition_id=custom.metadata.id,
+    target=target,
+    parameters={},
+    thresholds=[MetricThresholdOverride(metric_id="sensitivity", type=MetricThresholdTypes.LOWER_LIMIT, value=0.9)],
+).result
+posted = [
+    MonitorMeasurementRequest(
+        timestamp=datetime.datetime.now(datetime.UTC),
+        metrics=[{"sensitivity": v["sensitivity"], "specificity": v["specificity"], "region": "us-south"}],
+    ).to_dict()
+    for v in cfg["custom"]
+]
+wos_client.monitor_instances.measurements.add(
+    monitor_instance_id=custom_instance.metadata.id, monitor_measurement_request=posted
+)
+custom_measurements = wos_client.monitor_instances.measurements.list(
+    monitor_instance_id=custom_instance.metadata.id, start=start, end=datetime.datetime.now(datetime.UTC)
+).result.measurements
+out["custom"] = {
+    "definition_id": custom.metadata.id,
+    "monitor": wos_client.monitor_definitions.MONITORS.MODEL_HEALTH.ID,
+    "instance_id": custom_instance.metadata.id,
+    "measurements": [
+        {
+            "id": m.metadata.id,
+            "issues": m.entity.issue_count,
+            "tags": [(t.id, t.value) for t in m.entity.values[0].tags],
+            "values": {x.id: {"value": x.value, "lower_limit": x.lower_limit} for x in m.entity.values[0].metrics},
+        }
+        for m in custom_measurements
+    ],
+}
 with open(sys.argv[2], "w") as f:
     json.dump(out, f, indent=1, default=str)

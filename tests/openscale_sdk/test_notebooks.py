@@ -73,6 +73,7 @@ def current_sdk_notebook(
 ) -> None:
     url, key, cert = https_api
     cfg = notebook_input(german, engine_server.url)
+    cfg["custom"] = [{"sensitivity": 0.85, "specificity": 0.8}, {"sensitivity": 0.95, "specificity": 0.7}]
     cfg.update(url=url, api_key=key, data_mart_id=service.data_mart_id, auth=auth, discovery=True)
     out = run_notebook(venv_python("openscale-v2"), "notebook_v2", cfg, tmp_path, REQUESTS_CA_BUNDLE=str(cert))
 
@@ -113,6 +114,27 @@ def current_sdk_notebook(
         assert f["values"]["fairness_value.Age"]["lower_limit"] == pytest.approx(90.0)
         limits = {t["metric"]: t["value"] for t in mf["thresholds"]}
         assert limits["fairness_value.Age"] == pytest.approx(0.9) and limits["fairness_value.Sex"] == pytest.approx(0.8)
+        # a custom monitor: its posted values are measurements with limits (the instance's 0.9 on
+        # sensitivity, the definition's 0.75 on specificity) and alerts, as for the built-ins
+        custom = out["custom"]
+        assert custom["definition_id"] == custom["monitor"] == "model_health"
+        assert custom["instance_id"] == f"{sub_id}.model_health"
+        posted = c.get(f"/v1/subscriptions/{sub_id}/measurements", params={"monitor": "model_health"}).json()
+        native_ms = {m["id"]: m for m in posted["measurements"]}
+        assert len(native_ms) == len(custom["measurements"]) == 2
+        for got in custom["measurements"]:
+            m = native_ms[got["id"]]
+            assert {k: v["value"] for k, v in got["values"].items()} == m["values"]
+            assert (
+                got["values"]["sensitivity"]["lower_limit"] == 0.9
+                and got["values"]["specificity"]["lower_limit"] == 0.75
+            )
+            assert got["issues"] == len(m["violations"]) == 1
+            assert got["tags"] == [["region", "us-south"]] and m["details"]["tags"] == [
+                {"id": "region", "value": "us-south"}
+            ]
+        alerts = c.get("/v1/alerts", params={"subscription_id": sub_id, "monitor": "model_health"}).json()["alerts"]
+        assert {(a["metric"], a["status"]) for a in alerts} == {("sensitivity", "closed"), ("specificity", "open")}
 
 
 def test_2020_sdk_notebook_basic(
@@ -142,6 +164,7 @@ def sdk_2020_notebook(
     cfg = notebook_input(german, engine_server.url)
     training = german.iloc[:800]
     cfg["training"] = {"fields": list(training.columns), "values": training.values.tolist()}
+    cfg["custom"] = [{"sensitivity": 0.85, "specificity": 0.8}, {"sensitivity": 0.95, "specificity": 0.7}]
     token = httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("admin", key)).json()["accessToken"]
     cfg.update(url=srv.url, api_key=key, token=token, data_mart_id=service.data_mart_id, auth=auth)
     out = run_notebook(venv_python("openscale-v1"), "notebook_v1", cfg, tmp_path)
@@ -183,3 +206,15 @@ def sdk_2020_notebook(
             )
             assert r["fairness_value"] == mf["values"][f"fairness_value.{r['feature']}"]
         assert [r["fairness_biased"] for r in rows] == [True, True]  # both below the SDK's 0.95
+        # a custom monitor: stored values are measurements, read back with their limits
+        assert out["custom_monitor"] == "model_health"
+        posted = c.get(f"/v1/subscriptions/{sub_id}/measurements", params={"monitor": "model_health"}).json()
+        table = out["custom_table"]
+        rows = [dict(zip(table["fields"], v, strict=True)) for v in table["values"]]
+        assert len(rows) == 4 and {r["tags"] for r in rows} == {"region: us-south"}
+        for m in posted["measurements"]:
+            got = {r["id"]: (r["value"], r["lower limit"]) for r in rows if r["measurement_id"] == m["id"]}
+            assert got == {
+                "sensitivity": (m["values"]["sensitivity"], 0.9),
+                "specificity": (m["values"]["specificity"], 0.75),
+            }

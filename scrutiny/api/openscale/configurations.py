@@ -16,6 +16,8 @@ from scrutiny.api.openscale.monitor_instances import NotSupported
 from scrutiny.api.openscale.subscriptions import find
 from scrutiny.core.subscription import Subscription
 from scrutiny.errors import InvalidInput, NotFound
+from scrutiny.monitors import registry
+from scrutiny.monitors.builtin.fairness.config import openscale_thresholds
 from scrutiny.monitors.builtin.quality.monitor import PRIMARY
 
 router = APIRouter(tags=["OpenScale: monitor configurations (v1)"], responses=ERRORS)
@@ -31,7 +33,10 @@ MONITORS = {
 
 
 def monitor_of(configuration: str) -> str:
+    """The monitor a v1 configuration names: a built-in's ``<name>_monitoring``, or a custom monitor's id."""
     monitor = MONITORS.get(configuration)
+    if monitor is None and (custom := registry.find(configuration)) is not None and not custom.computed:
+        monitor = custom.name
     if monitor is None:
         known = ", ".join(["payload_logging", *MONITORS])
         raise NotFound(f"configuration {configuration!r} not found; Scrutiny has {known}")
@@ -97,7 +102,7 @@ async def put_configuration(
     monitor = monitor_of(configuration)
     body = body_object(body)
     ignored = Ignored()
-    ignored.take(body, {"enabled", "parameters"})
+    ignored.take(body, {"enabled", "parameters", "thresholds"})
     svc = service_of(request)
     if body.get("enabled") is False:
         return v1_view(sub, svc.monitors.disable(sub.id, monitor))
@@ -105,6 +110,8 @@ async def put_configuration(
     if not isinstance(params, dict):
         raise InvalidInput("parameters must be an object", field="parameters")
     config = quality_config(sub, params, ignored) if monitor == "quality" else dict(params)
+    if isinstance(body.get("thresholds"), list):  # [{"metric_id", "type", "value"}]
+        config["thresholds"] = [*config.get("thresholds", []), *openscale_thresholds(body["thresholds"])]
     view = await anyio.to_thread.run_sync(lambda: svc.monitors.configure(sub.id, monitor, config))
     ignored.report(request, response)
     return v1_view(sub, view)

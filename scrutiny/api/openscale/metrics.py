@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request, Response
 
-from scrutiny.api.auth import READ, service_of
+from scrutiny.api.auth import READ, WRITE, service_of
 from scrutiny.api.models import ERRORS
-from scrutiny.api.openscale.common import data_mart_id
+from scrutiny.api.openscale.common import Ignored, body_object, data_mart_id
 from scrutiny.api.openscale.monitor_instances import NotSupported, value_groups
 from scrutiny.api.openscale.subscriptions import find
 
@@ -85,3 +85,28 @@ def metrics(
     raise NotSupported(
         f"metric_type={metric_type} is not served; ask monitor_definition_id={metric_type}", field="metric_type"
     )
+
+
+@router.post("/v1/data_marts/{dm}/measurements", status_code=202, dependencies=[WRITE])
+def store_measurements(dm: str, request: Request, response: Response, body: Any = Body(...)) -> list[dict[str, Any]]:
+    """``subscription.monitoring.store_metrics``: a custom monitor's values, ``[{"monitor_definition_id",
+    "subscription_id", "binding_id", "metrics": [{...}], "timestamp"}]``, each stored as a measurement."""
+    data_mart_id(request, dm)
+    items = body if isinstance(body, list) else [body]
+    ignored = Ignored()
+    svc = service_of(request)
+    out = []
+    for i, item in enumerate(items):
+        item = body_object(item, f"measurement {i}")
+        ignored.take(
+            item,
+            {"monitor_definition_id", "subscription_id", "binding_id", "asset_id", "metrics", "timestamp"},
+            f"[{i}].",
+        )
+        sub = find(request, str(item.get("subscription_id")), item.get("binding_id"))
+        m = svc.monitors.record(
+            sub.id, str(item.get("monitor_definition_id")), item.get("metrics"), timestamp=item.get("timestamp")
+        )
+        out.append({"measurement_id": m["id"], "timestamp": m["timestamp"], "issue_count": len(m["violations"])})
+    ignored.report(request, response)
+    return out

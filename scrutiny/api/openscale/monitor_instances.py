@@ -217,6 +217,8 @@ async def start_run(
     it failed or had too few records)."""
     data_mart_id(request, instance_id)
     sub, monitor = resolve(request, monitor_instance_id)
+    if not registry.get(monitor).computed:
+        raise NotSupported(f"{monitor} is a custom monitor: post its values to .../measurements", field="monitor")
     ignored = Ignored()
     if isinstance(body, dict):
         ignored.take(body, {"triggered_by"})
@@ -320,6 +322,29 @@ def list_measurements(
             sub.id, monitor=monitor, start=start, end=end, status="finished", limit=limit, offset=offset
         )
     return {"measurements": [measurement(request, sub, m) for m in ms], "total_count": len(ms)}
+
+
+@router.post(V2 + "/monitor_instances/{monitor_instance_id}/measurements", status_code=202, dependencies=[WRITE])
+def post_measurements(
+    instance_id: str, monitor_instance_id: str, request: Request, response: Response, body: Any = Body(...)
+) -> list[dict[str, Any]]:
+    """A custom monitor's values: ``[{"timestamp", "metrics": [{"<metric>": value, "<tag>": value}],
+    "run_id"?}]``, each stored as a measurement with the limits in force (violations open alerts)."""
+    data_mart_id(request, instance_id)
+    sub, monitor = resolve(request, monitor_instance_id)
+    items = body if isinstance(body, list) else [body]
+    ignored = Ignored()
+    svc = service_of(request)
+    out = []
+    for i, item in enumerate(items):
+        item = body_object(item, f"measurement {i}")
+        ignored.take(item, {"timestamp", "metrics", "run_id"}, f"[{i}].")
+        m = svc.monitors.record(
+            sub.id, monitor, item.get("metrics"), timestamp=item.get("timestamp"), source=item.get("run_id")
+        )
+        out.append(measurement(request, sub, m))
+    ignored.report(request, response)
+    return out
 
 
 @router.get(V2 + "/monitor_instances/{monitor_instance_id}/measurements/{measurement_id}", dependencies=[READ])

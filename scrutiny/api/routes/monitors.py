@@ -48,6 +48,42 @@ def list_monitor_types() -> MonitorInfos:
     return MonitorInfos(monitors=out)
 
 
+@router.post("/v1/monitors", status_code=201, dependencies=[WRITE])
+def define_monitor(
+    request: Request,
+    body: dict[str, Any] = Body(
+        ...,
+        description='a custom monitor: {"name", "description", "metrics": [{"name", "description", "thresholds":'
+        ' [{"type": "lower_limit"|"upper_limit", "default"}]}], "tags": [{"name", "description", "required"}]}',
+    ),
+) -> dict[str, Any]:
+    """Define a custom monitor: metrics you compute and post (its id is a slug of its name).
+    Enabled per subscription like any monitor; its measurements get limits, alerts and charts."""
+    return service_of(request).monitors.define(body)
+
+
+@router.post(
+    "/v1/subscriptions/{subscription_id}/monitors/{monitor}/measurements",
+    status_code=201,
+    response_model=Measurement,
+    dependencies=[WRITE],
+)
+def post_measurement(
+    subscription_id: str,
+    monitor: MonitorName,
+    request: Request,
+    body: dict[str, Any] = Body(
+        ...,
+        description='{"metrics": [{"<metric>": value, "<tag>": value}], "timestamp" (default: now)}',
+    ),
+) -> Measurement:
+    """Post a custom monitor's values; they are stored as a measurement with the limits in force."""
+    m = service_of(request).monitors.record(
+        subscription_id, monitor, body.get("metrics"), timestamp=body.get("timestamp")
+    )
+    return Measurement(**m)
+
+
 @router.get("/v1/subscriptions/{subscription_id}/monitors", response_model=MonitorConfigs, dependencies=[READ])
 def list_monitors(subscription_id: str, request: Request) -> MonitorConfigs:
     """Every monitor of the subscription, configured or not, with its thresholds and schedule."""

@@ -260,16 +260,7 @@ def run(
         "message": message,
         "duration_ms": int((time.perf_counter() - t0) * 1000),
     }
-    with store.write() as conn:
-        partials.lock_exclusive(conn, f"{sub.id}/{mon.name}/alerts")  # one alert per episode, even for concurrent runs
-        ms.insert(conn, measurement)
-        if status is Status.FINISHED:
-            alerts_mod.update(conn, sub, mon.name, measurement_id, values, limits, violated, now)
-        conn.execute(
-            monitor_configs.update()
-            .where(monitor_configs.c.subscription_id == sub.id, monitor_configs.c.monitor == mon.name)
-            .values(last_run_at=now, last_status=status.value)
-        )
+    _store(service, sub, mon, measurement, limits, violated)
     if ctx is not None and ctx.merged_buckets and ctx.plan_id:
         try:
             partials.compact(store, sub.id, mon.name, ctx.plan_id, ctx.merged_buckets)
@@ -277,6 +268,70 @@ def run(
             log.warning("compacting partials of %s/%s failed", sub.id, mon.name, exc_info=True)
     with store.engine.connect() as conn:
         return ms.get(conn, measurement_id)
+
+
+def record(
+    service: Service,
+    sub: Subscription,
+    mon: Monitor,
+    values: dict[str, float | None],
+    *,
+    now: datetime | None = None,
+    details: dict[str, Any] | None = None,
+    trigger: str = "user",
+) -> dict[str, Any]:
+    """Store a measurement whose values were computed elsewhere (a custom monitor's, posted by
+    the client): limits, violations and alerts as for a run."""
+    now = now or utcnow()
+    with service.store.engine.connect() as conn:
+        row = configs.get_row(conn, sub.id, mon.name)
+    if row is None or not row.enabled:
+        raise Conflict(f"monitor {mon.name!r} is not enabled on subscription {sub.id!r}; enable it first")
+    clean = {k: ms.clean_number(v) for k, v in values.items()}
+    limits = ms.applicable(configs.effective_thresholds(mon, sub, mon.parse_config(row.config)), clean)
+    violated = ms.violations(limits, clean)
+    measurement = {
+        "id": str(uuid.uuid4()),
+        "subscription_id": sub.id,
+        "monitor": mon.name,
+        "timestamp": now,
+        "status": Status.FINISHED.value,
+        "trigger": trigger,
+        "window_start": None,
+        "window_end": None,
+        "records": 0,
+        "values": clean,
+        "thresholds": limits,
+        "violations": violated,
+        "details": _jsonable(details or {}),
+        "message": None,
+        "duration_ms": 0,
+    }
+    _store(service, sub, mon, measurement, limits, violated)
+    with service.store.engine.connect() as conn:
+        return ms.get(conn, measurement["id"])
+
+
+def _store(
+    service: Service,
+    sub: Subscription,
+    mon: Monitor,
+    measurement: dict[str, Any],
+    limits: list[dict[str, Any]],
+    violated: list[dict[str, Any]],
+) -> None:
+    """The measurement, its alerts and the configuration's last run, in one transaction."""
+    now = measurement["timestamp"]
+    with service.store.write() as conn:
+        partials.lock_exclusive(conn, f"{sub.id}/{mon.name}/alerts")  # one alert per episode, even for concurrent runs
+        ms.insert(conn, measurement)
+        if measurement["status"] == Status.FINISHED.value:
+            alerts_mod.update(conn, sub, mon.name, measurement["id"], measurement["values"], limits, violated, now)
+        conn.execute(
+            monitor_configs.update()
+            .where(monitor_configs.c.subscription_id == sub.id, monitor_configs.c.monitor == mon.name)
+            .values(last_run_at=now, last_status=measurement["status"])
+        )
 
 
 def _error_text(exc: BaseException) -> str:
@@ -308,4 +363,4 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["RunContext", "Window", "run", "snapshot"]
+__all__ = ["RunContext", "Window", "record", "run", "snapshot"]
