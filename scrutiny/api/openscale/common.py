@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
-from scrutiny.errors import InvalidInput, NotFound
+from scrutiny.errors import InvalidInput, NotFound, ScrutinyError
 from scrutiny.service import DEFAULT_DATA_MART_ID
 
 log = logging.getLogger("scrutiny.api.openscale")
@@ -66,6 +66,13 @@ def split_id(value: str, what: str) -> tuple[str, str]:
     if not dot or not sub_id or not part:
         raise NotFound(f"{what} {value!r} not found")
     return sub_id, part
+
+
+class NotSupported(ScrutinyError):
+    """An OpenScale feature Scrutiny does not have; the message says what to use instead."""
+
+    code = "not_supported"
+    status = 400
 
 
 def body_object(body: Any, what: str = "the body") -> dict[str, Any]:

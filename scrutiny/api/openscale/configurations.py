@@ -11,8 +11,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from scrutiny.api.auth import READ, WRITE, service_of
 from scrutiny.api.models import ERRORS
-from scrutiny.api.openscale.common import Ignored, body_object, data_mart_id
-from scrutiny.api.openscale.monitor_instances import NotSupported
+from scrutiny.api.openscale.common import Ignored, NotSupported, body_object, data_mart_id
 from scrutiny.api.openscale.subscriptions import find
 from scrutiny.core.subscription import Subscription
 from scrutiny.errors import InvalidInput, NotFound

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from scrutiny.api.auth import READ, WRITE, service_of
 from scrutiny.api.models import ERRORS
-from scrutiny.api.openscale.common import Ignored, body_object, data_mart_id
-from scrutiny.api.openscale.monitor_instances import NotSupported, value_groups
+from scrutiny.api.openscale.common import Ignored, NotSupported, body_object, data_mart_id
+from scrutiny.api.openscale.monitor_instances import value_groups
 from scrutiny.api.openscale.subscriptions import find
 
 router = APIRouter(tags=["OpenScale: metrics (v1)"], responses=ERRORS)

@@ -16,6 +16,7 @@ from scrutiny.api.models import ERRORS
 from scrutiny.api.openscale.common import (
     V2,
     Ignored,
+    NotSupported,
     body_object,
     compound_id,
     data_mart_id,
@@ -26,7 +27,7 @@ from scrutiny.api.openscale.common import (
 from scrutiny.api.openscale.monitor_definitions import EXPLAINABILITY
 from scrutiny.api.openscale.subscriptions import find
 from scrutiny.core.subscription import Subscription
-from scrutiny.errors import InvalidInput, NotFound, ScrutinyError
+from scrutiny.errors import InvalidInput, NotFound
 from scrutiny.monitors import registry
 from scrutiny.monitors.builtin.fairness.config import RATIO_METRICS, openscale_thresholds
 
@@ -36,13 +37,6 @@ router = APIRouter(tags=["OpenScale: monitor instances"], responses=ERRORS)
 QUALIFIER_TAG = "feature"
 _INSTANCE_KEYS = frozenset({"data_mart_id", "monitor_definition_id", "target", "parameters", "thresholds", "schedule"})
 _SCHEDULE_KEYS = frozenset({"repeat_interval", "repeat_unit"})
-
-
-class NotSupported(ScrutinyError):
-    """An OpenScale feature Scrutiny does not have; the message says what to use instead."""
-
-    code = "not_supported"
-    status = 400
 
 
 def percent(metric: str, value: float | None) -> float | None:
