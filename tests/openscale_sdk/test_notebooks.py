@@ -165,7 +165,7 @@ def sdk_2020_notebook(
     training = german.iloc[:800]
     cfg["training"] = {"fields": list(training.columns), "values": training.values.tolist()}
     cfg["custom"] = [{"sensitivity": 0.85, "specificity": 0.8}, {"sensitivity": 0.95, "specificity": 0.7}]
-    token = httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("admin", key)).json()["accessToken"]
+    token = httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("admin", key), timeout=30).json()["accessToken"]
     cfg.update(url=srv.url, api_key=key, token=token, data_mart_id=service.data_mart_id, auth=auth)
     out = run_notebook(venv_python("openscale-v1"), "notebook_v1", cfg, tmp_path)
 

@@ -21,44 +21,46 @@ def claims(token: str) -> dict:
 
 def test_validate_auth_issues_a_jwt_with_numeric_exp_bound_to_the_key(api: tuple[BackgroundServer, str]) -> None:
     srv, key = api
-    r = httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("anyone", key))
+    r = httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("anyone", key), timeout=30)
     assert r.status_code == 200, r.text
     token = r.json()["accessToken"]
     c = claims(token)  # what IBM's 2020 SDK decodes before every request
     assert isinstance(c["exp"], int) and c["exp"] > time.time() + 3600
     assert c["role"] == "admin"
-    dm = httpx.get(f"{srv.url}/v1/data_marts", headers={"Authorization": f"Bearer {token}"})
+    dm = httpx.get(f"{srv.url}/v1/data_marts", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert dm.status_code == 200
 
 
 def test_token_has_its_keys_role_and_dies_with_the_key(api: tuple[BackgroundServer, str], service: Service) -> None:
     srv, _ = api
     viewer, row = service.keys.create("reader", Role.VIEWER)
-    token = httpx.post(f"{srv.url}/v1/preauth/validateAuth", data={"apikey": viewer}).json()["access_token"]
+    token = httpx.post(f"{srv.url}/v1/preauth/validateAuth", data={"apikey": viewer}, timeout=30).json()["access_token"]
     h = {"Authorization": f"Bearer {token}"}
-    assert httpx.get(f"{srv.url}/v1/bindings", headers=h).status_code == 200
-    denied = httpx.post(f"{srv.url}/v1/bindings", headers=h, json={"name": "x", "credentials": {"url": "http://x"}})
+    assert httpx.get(f"{srv.url}/v1/bindings", headers=h, timeout=30).status_code == 200
+    denied = httpx.post(
+        f"{srv.url}/v1/bindings", headers=h, json={"name": "x", "credentials": {"url": "http://x"}}, timeout=30
+    )
     assert denied.status_code == 403 and "viewer" in denied.json()["error"]["message"]
     service.keys.revoke(row.id)
-    assert httpx.get(f"{srv.url}/v1/bindings", headers=h).status_code == 401
+    assert httpx.get(f"{srv.url}/v1/bindings", headers=h, timeout=30).status_code == 401
 
 
 def test_cp4d_authorize_takes_the_key_as_password_or_api_key(api: tuple[BackgroundServer, str]) -> None:
     srv, key = api
     for body in ({"username": "admin", "password": key}, {"username": "admin", "api_key": key}):
-        r = httpx.post(f"{srv.url}/icp4d-api/v1/authorize", json=body)
+        r = httpx.post(f"{srv.url}/icp4d-api/v1/authorize", json=body, timeout=30)
         assert r.status_code == 200, r.text
         h = {"Authorization": f"Bearer {r.json()['token']}"}
-        assert httpx.get(f"{srv.url}/v1/data_marts", headers=h).status_code == 200
+        assert httpx.get(f"{srv.url}/v1/data_marts", headers=h, timeout=30).status_code == 200
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_bad_keys_and_forged_or_expired_tokens_are_refused(api: tuple[BackgroundServer, str], service: Service) -> None:
     srv, key = api
-    assert httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("admin", "scr_wrong")).status_code == 401
-    assert httpx.get(f"{srv.url}/v1/preauth/validateAuth").status_code == 401
-    assert httpx.post(f"{srv.url}/icp4d-api/v1/authorize", json={"username": "admin"}).status_code == 422
-    token = httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("admin", key)).json()["accessToken"]
+    assert httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("admin", "scr_wrong"), timeout=30).status_code == 401
+    assert httpx.get(f"{srv.url}/v1/preauth/validateAuth", timeout=30).status_code == 401
+    assert httpx.post(f"{srv.url}/icp4d-api/v1/authorize", json={"username": "admin"}, timeout=30).status_code == 422
+    token = httpx.get(f"{srv.url}/v1/preauth/validateAuth", auth=("admin", key), timeout=30).json()["accessToken"]
     head, payload, sig = token.split(".")
     forged_claims = {**claims(token), "role": "admin", "kid": "someone-else"}
     forged_payload = base64.urlsafe_b64encode(json.dumps(forged_claims).encode()).rstrip(b"=").decode()
@@ -66,5 +68,5 @@ def test_bad_keys_and_forged_or_expired_tokens_are_refused(api: tuple[Background
     row = service.keys.verify(key, "read")
     expired = service.box.issue_token({"kid": row.id, "role": "admin"}, ttl_seconds=-1)
     for bad in (f"{head}.{forged_payload}.{sig}", f"{unsigned}.{payload}.", expired):
-        r = httpx.get(f"{srv.url}/v1/data_marts", headers={"Authorization": f"Bearer {bad}"})
+        r = httpx.get(f"{srv.url}/v1/data_marts", headers={"Authorization": f"Bearer {bad}"}, timeout=30)
         assert r.status_code == 401, bad

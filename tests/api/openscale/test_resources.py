@@ -101,11 +101,17 @@ def test_roles_apply_as_on_the_native_api(
     ds = f"{srv.url}{v2(f'data_sets/{sub}.payload_logging')}"
     as_logger = {"Authorization": f"Bearer {logger}"}
     as_viewer = {"Authorization": f"Bearer {viewer}"}
-    assert httpx.post(f"{ds}/records", headers=as_logger, json=records(german, 1, start=50)).status_code == 202
-    assert httpx.get(f"{ds}/records", headers=as_logger).status_code == 403
-    assert httpx.get(f"{ds}/records", headers=as_viewer).status_code == 200
-    assert httpx.post(f"{ds}/records", headers=as_viewer, json=records(german, 1, start=51)).status_code == 403
-    run = httpx.post(f"{srv.url}{v2(f'monitor_instances/{sub}.performance/runs')}", headers=as_viewer, json={})
+    assert (
+        httpx.post(f"{ds}/records", headers=as_logger, json=records(german, 1, start=50), timeout=30).status_code == 202
+    )
+    assert httpx.get(f"{ds}/records", headers=as_logger, timeout=30).status_code == 403
+    assert httpx.get(f"{ds}/records", headers=as_viewer, timeout=30).status_code == 200
+    assert (
+        httpx.post(f"{ds}/records", headers=as_viewer, json=records(german, 1, start=51), timeout=30).status_code == 403
+    )
+    run = httpx.post(
+        f"{srv.url}{v2(f'monitor_instances/{sub}.performance/runs')}", headers=as_viewer, json={}, timeout=30
+    )
     assert run.status_code == 403
 
 
