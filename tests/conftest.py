@@ -3,9 +3,8 @@ engine on a real loopback port, and the API server on another."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -16,27 +15,7 @@ from scrutiny.config import Settings
 from scrutiny.demo import credit
 from scrutiny.demo.engine import EngineOptions, create_engine_app
 from scrutiny.service import Service
-
-PG_URL = os.environ.get("SCRUTINY_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
-_pg_state: dict[str, str | None] = {}
-
-
-def postgres_unavailable() -> str | None:
-    """None when the test PostgreSQL answers, else the reason (shown in the skip message)."""
-    if "reason" not in _pg_state:
-        try:
-            import sqlalchemy as sa
-
-            eng = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-            with eng.connect() as c:
-                c.exec_driver_sql("select 1")
-            eng.dispose()
-            _pg_state["reason"] = None
-        except Exception as exc:
-            _pg_state["reason"] = (
-                f"PostgreSQL at {PG_URL} does not answer ({exc.__class__.__name__}); start it or set SCRUTINY_TEST_PG_URL"
-            )
-    return _pg_state["reason"]
+from tests.support.postgres import PG_URL, postgres_unavailable, private_schema
 
 
 @pytest.fixture(scope="session")
@@ -47,28 +26,6 @@ def pg_url() -> Iterator[str]:
     yield PG_URL
 
 
-def _fresh_pg_schema(url: str) -> tuple[str, str]:
-    """A private schema per test, so tests never see each other's tables."""
-    import sqlalchemy as sa
-
-    schema = "t_" + uuid.uuid4().hex[:12]
-    eng = sa.create_engine(url)
-    with eng.begin() as c:
-        c.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    eng.dispose()
-    sep = "&" if "?" in url else "?"
-    return schema, f"{url}{sep}options=-csearch_path%3D{schema}"
-
-
-def _drop_pg_schema(url: str, schema: str) -> None:
-    import sqlalchemy as sa
-
-    eng = sa.create_engine(url)
-    with eng.begin() as c:
-        c.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    eng.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def backend(request: pytest.FixtureRequest) -> str:
     """Parametrise a test over both stores."""
@@ -77,22 +34,20 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Iterator[Settings]:
-    url = None
-    schema = None
-    if backend == "postgresql":
-        reason = postgres_unavailable()
-        if reason:
-            pytest.skip(reason)
-        schema, url = _fresh_pg_schema(PG_URL)
-    yield Settings(
-        data_dir=tmp_path / "data",
-        database_url=url,
-        sqlite_synchronous="NORMAL",
-        engine_retries=2,
-        engine_read_timeout=10,
-    )
-    if schema:
-        _drop_pg_schema(PG_URL, schema)
+    with ExitStack() as stack:
+        url = None
+        if backend == "postgresql":
+            reason = postgres_unavailable()
+            if reason:
+                pytest.skip(reason)
+            url = stack.enter_context(private_schema())
+        yield Settings(
+            data_dir=tmp_path / "data",
+            database_url=url,
+            sqlite_synchronous="NORMAL",
+            engine_retries=2,
+            engine_read_timeout=10,
+        )
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import postgres_unavailable
+from tests.support.postgres import postgres_unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.bench

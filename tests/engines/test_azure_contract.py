@@ -36,9 +36,9 @@ from tests.servers.azure import (
     legacy_url,
     principal,
 )
-from tests.servers.checks import rows_for
-from tests.servers.contract import differences, load
 from tests.servers.models import served_models
+from tests.support.contract import differences, load
+from tests.support.engines import rows_for
 
 
 @pytest.fixture(scope="module")

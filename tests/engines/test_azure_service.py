@@ -26,8 +26,8 @@ from scrutiny.engines.errors import (
 )
 from scrutiny.errors import InvalidInput, NotFound
 from tests.servers.azure import CLIENT_SECRET, AzureState, create_azure_app, default_state, legacy_url, principal
-from tests.servers.checks import assert_matches_model, context_for, rows_for
 from tests.servers.models import served_models
+from tests.support.engines import assert_matches_model, context_for, rows_for
 
 
 @pytest.fixture(scope="module")

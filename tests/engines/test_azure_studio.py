@@ -35,8 +35,8 @@ from tests.servers.azure import (
     designer_url,
     principal,
 )
-from tests.servers.checks import assert_matches_model, context_for, rows_for
 from tests.servers.models import served_models
+from tests.support.engines import assert_matches_model, context_for, rows_for
 
 KINDS = {"binary": "credit-risk", "multiclass": "loan-purpose", "regression": "credit-amount"}
 

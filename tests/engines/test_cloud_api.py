@@ -23,10 +23,10 @@ from scrutiny.engines import NativeRequest, NativeResponse
 from scrutiny.service import Service
 from tests.servers.azure import AzureState, classic_url, create_azure_app, principal
 from tests.servers.azure import default_state as azure_state
-from tests.servers.checks import TOLERANCE, expected, input_schema, rows_for
 from tests.servers.models import ServedModel, served_models
 from tests.servers.sagemaker import ACCESS_KEY, SECRET_KEY, SageMakerState, create_sagemaker_app
 from tests.servers.sagemaker import default_state as sagemaker_state
+from tests.support.engines import TOLERANCE, expected, input_schema, rows_for
 
 
 @pytest.fixture(scope="module")

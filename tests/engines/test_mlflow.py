@@ -28,10 +28,9 @@ from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeRequ
 from scrutiny.engines.errors import EngineAuthError, EngineBadResponse, EngineRejected, EngineTimeout, EngineUnreachable
 from scrutiny.engines.mlflow.engine import REQUEST_FORMATS, MlflowEngine
 from scrutiny.errors import InvalidInput, NotFound
-from tests.proxy.test_forward import serve
 from tests.servers.gateway import Gateway
 from tests.servers.procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
-from tests.support.proxy import payload_rows
+from tests.support.proxy import payload_rows, serve
 
 pytestmark = pytest.mark.servers
 

@@ -26,9 +26,8 @@ from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeRequ
 from scrutiny.engines.errors import EngineRejected, EngineResponseShape, EngineServerError
 from scrutiny.engines.kserve.engine import KServeEngine
 from scrutiny.errors import InvalidInput
-from tests.proxy.test_forward import serve
 from tests.servers.procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
-from tests.support.proxy import payload_rows
+from tests.support.proxy import payload_rows, serve
 
 pytestmark = pytest.mark.servers
 

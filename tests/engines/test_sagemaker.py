@@ -29,8 +29,6 @@ from scrutiny.engines.errors import (
 )
 from scrutiny.engines.sagemaker.engine import SageMakerEngine
 from scrutiny.errors import InvalidInput, NotFound
-from tests.servers.checks import assert_matches_model, context_for, rows_for
-from tests.servers.contract import differences, load
 from tests.servers.models import served_models
 from tests.servers.sagemaker import (
     ACCESS_KEY,
@@ -40,6 +38,8 @@ from tests.servers.sagemaker import (
     create_sagemaker_app,
     default_state,
 )
+from tests.support.contract import differences, load
+from tests.support.engines import assert_matches_model, context_for, rows_for
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Fixtures of the explanation tests (helpers in ``explain_helpers``)."""
+"""Fixtures of the explanation tests (builders in ``tests.support.explain``)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 from scrutiny._server import BackgroundServer
 from scrutiny.service import Service
 from tests.support.api import bind_and_subscribe
-from tests.web.conftest import sign_in
+from tests.support.web import sign_in
 
 DEFINITION = {
     "name": "Business KPIs",

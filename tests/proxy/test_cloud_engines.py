@@ -15,14 +15,13 @@ import pytest
 from scrutiny._server import BackgroundServer
 from scrutiny.core.scoring_format import ScoringRequest
 from scrutiny.service import Service
-from tests.proxy.test_forward import Proxied, serve
 from tests.servers.azure import AzureState, create_azure_app, principal
 from tests.servers.azure import default_state as azure_state
-from tests.servers.checks import TOLERANCE, expected, input_schema, rows_for
 from tests.servers.models import ServedModel, served_models
 from tests.servers.sagemaker import ACCESS_KEY, SECRET_KEY, SageMakerState, create_sagemaker_app
 from tests.servers.sagemaker import default_state as sagemaker_state
-from tests.support.proxy import payload_rows
+from tests.support.engines import TOLERANCE, expected, input_schema, rows_for
+from tests.support.proxy import Proxied, payload_rows, serve
 
 
 @pytest.fixture

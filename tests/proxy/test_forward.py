@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -21,44 +20,18 @@ from scrutiny.proxy.runtime import ProxyRuntime
 from scrutiny.security import Role
 from scrutiny.service import Service
 from tests.support.proxy import (
+    Proxied,
     logger_key,
     mlflow_style_app,
     payload_rows,
     proxy_client,
     rows,
+    serve,
     served,
     subscribe,
     to_csv,
     wait_for,
 )
-
-
-@dataclass
-class Proxied:
-    url: str
-    key: str
-    admin: str
-    svc: Service
-    app: Any
-
-    @property
-    def runtime(self) -> ProxyRuntime:
-        rt: ProxyRuntime = self.app.state.proxy_runtime
-        return rt
-
-    def flush(self) -> None:
-        assert self.runtime.drainer.wait_empty(30), "the spool did not drain"
-
-    def client(self, key: str | None = None) -> httpx.Client:
-        return proxy_client(self.url, key or self.key)
-
-
-def serve(svc: Service) -> Iterator[Proxied]:
-    app = create_app(service=svc)
-    admin = svc.keys.ensure_admin_key()
-    assert admin
-    with BackgroundServer(app) as srv:
-        yield Proxied(srv.url, logger_key(svc), admin, svc, app)
 
 
 @pytest.fixture

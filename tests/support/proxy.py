@@ -1,6 +1,7 @@
-"""Helpers for the proxy tests: subscriptions on the demo engine, and an engine with a native
-format of its own (MLflow's scoring-server protocol, engines.md §2) with a small adapter, so
-forwarding fidelity is tested on a format that is not the common one."""
+"""Builders for the proxy tests: the API with its proxy on a loopback port (``serve``),
+subscriptions on the demo engine, and an engine with a native format of its own (MLflow's
+scoring-server protocol, engines.md §2) with a small adapter, so forwarding fidelity is tested on
+a format that is not the common one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import csv
 import io
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from scrutiny._server import BackgroundServer
+from scrutiny.api.app import create_app
 from scrutiny.core.scoring_format import ScoringRequest, ScoringResponse
 from scrutiny.core.subscription import Subscription
 from scrutiny.demo import credit
@@ -25,6 +30,7 @@ from scrutiny.engines import Deployment, ModelContext, NativeRequest, NativeResp
 from scrutiny.engines.errors import EngineResponseShape
 from scrutiny.engines.http import HttpEngine
 from scrutiny.errors import InvalidInput
+from scrutiny.proxy.runtime import ProxyRuntime
 from scrutiny.security import Role
 from scrutiny.service import Service
 
@@ -201,3 +207,33 @@ def proxy_client(url: str, key: str) -> httpx.Client:
 def served(srv: Any) -> Any:
     """The app a ``BackgroundServer`` runs (its ``state`` holds the test servers' call records)."""
     return srv.server.config.app
+
+
+@dataclass
+class Proxied:
+    """The API (and its proxy) on a loopback port: its URL, a logger key, the admin key."""
+
+    url: str
+    key: str
+    admin: str
+    svc: Service
+    app: Any
+
+    @property
+    def runtime(self) -> ProxyRuntime:
+        rt: ProxyRuntime = self.app.state.proxy_runtime
+        return rt
+
+    def flush(self) -> None:
+        assert self.runtime.drainer.wait_empty(30), "the spool did not drain"
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        return proxy_client(self.url, key or self.key)
+
+
+def serve(svc: Service) -> Iterator[Proxied]:
+    app = create_app(service=svc)
+    admin = svc.keys.ensure_admin_key()
+    assert admin
+    with BackgroundServer(app) as srv:
+        yield Proxied(srv.url, logger_key(svc), admin, svc, app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from scrutiny._server import BackgroundServer
 from scrutiny.service import Service
+from tests.support.web import sign_in
 
 
 @pytest.fixture
@@ -23,24 +23,6 @@ def web(service: Service) -> Iterator[tuple[BackgroundServer, Any, str]]:
     assert key
     with BackgroundServer(app) as srv:
         yield srv, app, key
-
-
-def login_csrf(client: httpx.Client) -> str:
-    r = client.get("/login")
-    assert r.status_code == 200
-    m = re.search(r'name="csrf" value="([^"]+)"', r.text)
-    assert m, r.text
-    return m.group(1)
-
-
-def sign_in(client: httpx.Client, key: str, next_: str = "/") -> httpx.Response:
-    return client.post("/login", data={"api_key": key, "csrf": login_csrf(client), "next": next_})
-
-
-def page_csrf(html: str) -> str:
-    m = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert m, "no CSRF token in the page"
-    return m.group(1)
 
 
 @pytest.fixture

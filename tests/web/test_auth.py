@@ -10,7 +10,7 @@ from scrutiny.security import Role
 from scrutiny.web import login_link
 from scrutiny.web.access import LOGIN_CSRF_COOKIE
 from scrutiny.web.sessions import COOKIE
-from tests.web.conftest import login_csrf, page_csrf, sign_in
+from tests.support.web import login_csrf, page_csrf, sign_in
 
 PAGES = ["/", "/engines", "/alerts", "/subscriptions/nope", "/subscriptions/nope/payload"]
 

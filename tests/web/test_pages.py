@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -18,10 +19,10 @@ from scrutiny.demo import credit
 from scrutiny.monitors.run.reader import parse_iso
 from scrutiny.service import Service
 from scrutiny.web.render import num
-from tests.conftest import PG_URL, _drop_pg_schema, _fresh_pg_schema, postgres_unavailable
 from tests.support.dashboard import Scenario, build
 from tests.support.html import Node, parse
-from tests.web.conftest import page_csrf, sign_in
+from tests.support.postgres import postgres_unavailable, private_schema
+from tests.support.web import page_csrf, sign_in
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -29,23 +30,20 @@ def site(request, engine_server, tmp_path_factory) -> Iterator[dict[str, Any]]: 
     """One demo-like store per backend for the whole module (building it scores and runs monitors)."""
     from scrutiny.api.app import create_app
 
-    url = schema = None
-    if request.param == "postgresql":
-        reason = postgres_unavailable()
-        if reason:
-            pytest.skip(reason)
-        schema, url = _fresh_pg_schema(PG_URL)
-    service = Service(Settings(data_dir=tmp_path_factory.mktemp("web"), database_url=url, sqlite_synchronous="OFF"))
-    try:
+    with ExitStack() as stack:
+        url = None
+        if request.param == "postgresql":
+            reason = postgres_unavailable()
+            if reason:
+                pytest.skip(reason)
+            url = stack.enter_context(private_schema())
+        service = Service(Settings(data_dir=tmp_path_factory.mktemp("web"), database_url=url, sqlite_synchronous="OFF"))
+        stack.callback(service.close)
         scenario = build(service, engine_server.url)
         app = create_app(service=service)
         key = service.keys.ensure_admin_key()
         with BackgroundServer(app) as srv:
             yield {"service": service, "scenario": scenario, "srv": srv, "key": key, "app": app}
-    finally:
-        service.close()
-        if schema:
-            _drop_pg_schema(PG_URL, schema)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from scrutiny.demo import credit
 from scrutiny.errors import InvalidInput
 from scrutiny.web.queries import payload as pq
 from tests.support.monitors import T0, payload_records, subscribe_credit
-from tests.web.conftest import sign_in
+from tests.support.web import sign_in
 
 N_RECORDS = 120
 ROWS_PER_RECORD = 3  # rows of one record share a timestamp: ties the keyset order must break

@@ -10,8 +10,7 @@ from scrutiny.core.outputs import normalize_rows
 from scrutiny.core.scoring_format import ScoringRequest, ScoringResponse
 from scrutiny.demo import credit
 from scrutiny.engines import ModelContext
-
-from .models import ServedModel, sample_rows
+from tests.servers.models import ServedModel, sample_rows
 
 TOLERANCE = 1e-9
 
