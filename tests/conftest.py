@@ -15,6 +15,7 @@ from scrutiny.config import Settings
 from scrutiny.demo import credit
 from scrutiny.demo.engine import EngineOptions, create_engine_app
 from scrutiny.service import Service
+from tests.support.nats import NATS_URL, nats_unavailable
 from tests.support.postgres import PG_URL, postgres_unavailable, private_schema
 
 
@@ -24,6 +25,15 @@ def pg_url() -> Iterator[str]:
     if reason:
         pytest.skip(reason)
     yield PG_URL
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> Iterator[str]:
+    """NATS with JetStream (``nats://127.0.0.1:4222``); the test skips with the reason without it."""
+    reason = nats_unavailable()
+    if reason:
+        pytest.skip(reason)
+    yield NATS_URL
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
