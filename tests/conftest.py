@@ -56,7 +56,7 @@ def settings(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> It
             database_url=url,
             sqlite_synchronous="NORMAL",
             engine_retries=2,
-            engine_read_timeout=10,
+            engine_read_timeout=60,  # a busy machine answers slowly; tests of timeouts set short ones
         )
 
 

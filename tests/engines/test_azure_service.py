@@ -37,7 +37,7 @@ def az() -> Iterator[tuple[str, AzureState]]:
         yield srv.url, state
 
 
-def make_engine(url: str, *, read_timeout: float = 10.0, **overrides: Any) -> AzureServiceEngine:
+def make_engine(url: str, *, read_timeout: float = 60.0, **overrides: Any) -> AzureServiceEngine:
     creds = principal(url, **overrides)
     return AzureServiceEngine(
         BindingConfig("b-svc", "service-test", "azure_ml_service", {}, creds, read_timeout=read_timeout, retries=2)

@@ -48,7 +48,7 @@ def az() -> Iterator[tuple[str, AzureState]]:
         yield srv.url, state
 
 
-def make_engine(url: str, *, read_timeout: float = 10.0, **overrides: Any) -> AzureStudioEngine:
+def make_engine(url: str, *, read_timeout: float = 60.0, **overrides: Any) -> AzureStudioEngine:
     creds = principal(url, **overrides)
     return AzureStudioEngine(
         BindingConfig("b-studio", "studio-test", "azure_ml_studio", {}, creds, read_timeout=read_timeout, retries=2)

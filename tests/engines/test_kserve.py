@@ -27,9 +27,9 @@ from scrutiny.engines.errors import DiscoveryUnsupported, EngineAuthError, Engin
 from scrutiny.engines.kserve.engine import KServeEngine
 from scrutiny.errors import InvalidInput
 from tests.servers.gateway import Gateway
-from tests.servers.procs import SERVERS, ServerProcess, report_start, venv_env, venv_python
+from tests.servers.procs import SERVER_TESTS, SERVERS, ServerProcess, report_start, venv_env, venv_python
 
-pytestmark = pytest.mark.servers
+pytestmark = SERVER_TESTS
 MODELS = ["credit", "credit-dict", "purpose", "amount"]
 
 
@@ -52,7 +52,7 @@ def kserve_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KServeEnv]:
         cwd=tmp,
     )
     try:
-        server.wait_ready(timeout=120)
+        server.wait_ready()
         report_start("kserve ModelServer (4 models)", server)
         yield KServeEnv(f"http://127.0.0.1:{port}", json.loads((tmp / "expected.json").read_text()))
     finally:

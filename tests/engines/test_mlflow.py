@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -29,10 +30,19 @@ from scrutiny.engines.errors import EngineAuthError, EngineBadResponse, EngineRe
 from scrutiny.engines.mlflow.engine import REQUEST_FORMATS, MlflowEngine
 from scrutiny.errors import InvalidInput, NotFound
 from tests.servers.gateway import Gateway
-from tests.servers.procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
+from tests.servers.procs import (
+    SERVER_TESTS,
+    SERVERS,
+    ServerProcess,
+    report_start,
+    run,
+    start_all,
+    venv_env,
+    venv_python,
+)
 from tests.support.proxy import payload_rows, serve
 
-pytestmark = pytest.mark.servers
+pytestmark = SERVER_TESTS
 
 MODELS = ["credit-proba", "credit-label", "credit-pyfunc", "purpose-proba", "amount"]
 
@@ -74,42 +84,30 @@ def mlflow_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowEnv]:
     )
     procs = [tracking]
     try:
-        tracking.wait_ready(timeout=120)
+        tracking.wait_ready()
         report_start("mlflow tracking server", tracking)
         run(python, str(SERVERS / "mlflow_models.py"), str(tmp / "models"), "--register", tracking.ready_url[:-7])
-        servers: dict[str, ServerProcess] = {}
-        for name in [*MODELS, "doomed"]:
+
+        def scoring_server(name: str) -> ServerProcess:
             port = free_port()
             model_dir = tmp / "models" / ("credit-proba" if name == "doomed" else name)
-            servers[name] = ServerProcess(
-                [
-                    mlflow_bin,
-                    "models",
-                    "serve",
-                    "-m",
-                    str(model_dir),
-                    "--env-manager",
-                    "local",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                ],
+            argv = [mlflow_bin, "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
+            return ServerProcess(
+                [*argv, "-h", "127.0.0.1", "-p", str(port)],
                 env,
                 f"http://127.0.0.1:{port}/ping",
                 tmp / f"{name}.log",
                 cwd=tmp,
             )
-            procs.append(servers[name])
-        with ThreadPoolExecutor(len(servers)) as pool:
-            list(pool.map(lambda s: s.wait_ready(timeout=120), servers.values()))
+
+        servers = start_all({name: partial(scoring_server, name) for name in [*MODELS, "doomed"]}, procs)
         for name, s in servers.items():
             report_start(f"mlflow models serve ({name})", s)
         expected = json.loads((tmp / "models" / "expected.json").read_text())
         urls = {name: s.ready_url.removesuffix("/ping") for name, s in servers.items()}
         yield MlflowEnv(urls, tracking.ready_url.removesuffix("/health"), expected, servers["doomed"])
     finally:
-        with ThreadPoolExecutor(len(procs)) as pool:  # seven graceful shutdowns at once
+        with ThreadPoolExecutor(len(procs)) as pool:  # the graceful shutdowns at once
             list(pool.map(lambda p: p.stop(), procs))
 
 

@@ -26,10 +26,10 @@ from scrutiny.engines import BindingConfig, Deployment, ModelContext, NativeRequ
 from scrutiny.engines.errors import EngineRejected, EngineResponseShape, EngineServerError
 from scrutiny.engines.kserve.engine import KServeEngine
 from scrutiny.errors import InvalidInput
-from tests.servers.procs import SERVERS, ServerProcess, report_start, run, venv_env, venv_python
+from tests.servers.procs import SERVER_TESTS, SERVERS, ServerProcess, report_start, run, venv_env, venv_python
 from tests.support.proxy import payload_rows, serve
 
-pytestmark = pytest.mark.servers
+pytestmark = SERVER_TESTS
 
 
 @dataclass
@@ -52,7 +52,7 @@ def mlserver_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServerE
         cwd=tmp,
     )
     try:
-        server.wait_ready(timeout=120)
+        server.wait_ready()
         for name in ("credit-numeric", "credit", "purpose", "amount"):
             assert httpx.get(f"http://127.0.0.1:{ports[0]}/v2/models/{name}/ready").status_code == 200
         report_start("mlserver start (4 models)", server)

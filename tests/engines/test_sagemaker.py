@@ -58,7 +58,7 @@ def sm_servers(sm_state: SageMakerState) -> Iterator[tuple[str, str]]:
 
 
 def make_engine(
-    urls: tuple[str, str], *, read_timeout: float = 10.0, retries: int = 2, **creds: Any
+    urls: tuple[str, str], *, read_timeout: float = 60.0, retries: int = 2, **creds: Any
 ) -> SageMakerEngine:
     credentials = {
         "access_key_id": ACCESS_KEY,

@@ -13,8 +13,12 @@ from scrutiny.explain.service import ExplanationService
 from scrutiny.service import Service
 from tests.support.explain import Subscribed, python_row
 
+# Wait up to the API's limit before answering 202: on a busy machine an explanation can take
+# longer than the default 10 s, and these tests are about the 201 answer.
+LONG_WAIT = {"wait": 120}
 
-def poll(client: httpx.Client, url: str, state: Any = lambda b: b["status"], timeout: float = 60) -> dict[str, Any]:
+
+def poll(client: httpx.Client, url: str, state: Any = lambda b: b["status"], timeout: float = 240) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         body = client.get(url).json()
@@ -26,7 +30,7 @@ def poll(client: httpx.Client, url: str, state: Any = lambda b: b["status"], tim
 def test_post_answers_201_with_the_explanation(client: httpx.Client, credit_sub: Subscribed) -> None:
     sid = credit_sub.sub.id
     before = credit_sub.stats()
-    r = client.post(f"/v1/subscriptions/{sid}/explanations", json={"scoring_id": "tx-1"})
+    r = client.post(f"/v1/subscriptions/{sid}/explanations", params=LONG_WAIT, json={"scoring_id": "tx-1"})
     assert r.status_code == 201, r.text
     body = r.json()
     assert credit_sub.stats()["calls:credit-risk"] - before.get("calls:credit-risk", 0) == 1
@@ -47,6 +51,7 @@ def test_contrastive_and_inline_record(client: httpx.Client, credit_sub: Subscri
     row = python_row(credit_sub.frame, 1, credit.FEATURES)
     r = client.post(
         f"/v1/subscriptions/{sid}/explanations",
+        params=LONG_WAIT,
         json={"record": {"fields": credit.FEATURES, "values": [row]}, "method": "contrastive"},
     )
     assert r.status_code == 201, r.text
@@ -128,7 +133,9 @@ def test_engine_failure_is_502_and_stored_as_error(
     )
     row = python_row(german, 0, credit.FEATURES)
     r = client.post(
-        f"/v1/subscriptions/{sub.id}/explanations", json={"record": {"fields": credit.FEATURES, "values": [row]}}
+        f"/v1/subscriptions/{sub.id}/explanations",
+        params=LONG_WAIT,
+        json={"record": {"fields": credit.FEATURES, "values": [row]}},
     )
     assert r.status_code == 502, r.text
     err = r.json()["error"]

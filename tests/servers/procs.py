@@ -3,7 +3,12 @@
 The venvs are built by ``scripts/engine-venvs.sh``. A test finds a venv's Python through
 ``SCRUTINY_<NAME>_PYTHON``, else at the script's default place; when neither exists it skips
 and names the variable. Each server is a child process on a free loopback port, polled until
-ready within a bounded time and killed (its whole process group) at the end.
+ready and killed (its whole process group) at the end.
+
+A busy machine must slow these tests down, never fail them: servers start at most as many at a
+time as there are cores (``start_all``), each waits for readiness up to ``READY_TIMEOUT``, a
+bound on hangs rather than an expectation of speed, and the modules that start them time only
+their test bodies (``SERVER_TESTS``), so a slow start is not charged to the first test.
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERS = ROOT / "tests" / "servers"
+
+# Quiet, an engine server is ready in seconds; on a loaded 2-core machine, minutes. Only a hang
+# takes longer (a server that exits fails at once, with its log).
+READY_TIMEOUT = float(os.environ.get("SCRUTINY_SERVER_READY_TIMEOUT", "900"))
+
+# The pytest marks of a module that starts engine servers: `servers`, and pytest-timeout's
+# limit on the test bodies only; the fixtures' own waits bound the start.
+SERVER_TESTS = [pytest.mark.servers, pytest.mark.timeout(func_only=True)]
 
 
 def venv_python(name: str) -> Path:
@@ -43,7 +59,7 @@ def venv_env(python: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run(python: Path, *args: str, timeout: float = 300, **extra: str) -> None:
+def run(python: Path, *args: str, timeout: float = READY_TIMEOUT, **extra: str) -> None:
     """Run a script in the venv; fail with its output when it fails."""
     r = subprocess.run(
         [str(python), *args], env=venv_env(python, **extra), capture_output=True, text=True, timeout=timeout
@@ -68,7 +84,7 @@ class ServerProcess:
             argv, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def wait_ready(self, timeout: float = 90.0, method: str = "GET", body: Any = None) -> ServerProcess:
+    def wait_ready(self, timeout: float = READY_TIMEOUT, method: str = "GET", body: Any = None) -> ServerProcess:
         deadline = self.started + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -111,6 +127,27 @@ class ServerProcess:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
+
+
+def start_all(
+    starts: Mapping[str, Callable[[], ServerProcess]], started: list[ServerProcess], at_once: int | None = None
+) -> dict[str, ServerProcess]:
+    """Start servers ``at_once`` at a time (default: one per core) and wait until each is ready.
+
+    Started all together, six servers share the cores six ways and none is ready until all
+    nearly are; in turns, each gets its share and is ready sooner. Every started server is
+    appended to ``started`` (also when another fails), for the caller to stop.
+    """
+    lock = threading.Lock()
+
+    def start(name: str) -> tuple[str, ServerProcess]:
+        server = starts[name]()
+        with lock:
+            started.append(server)
+        return name, server.wait_ready()
+
+    with ThreadPoolExecutor(at_once or os.cpu_count() or 2) as pool:
+        return dict(pool.map(start, starts))
 
 
 def report_start(name: str, server: ServerProcess) -> None:
